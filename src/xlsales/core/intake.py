@@ -1,0 +1,59 @@
+"""From raw sheet rows (header text -> cell value) to validated records and a rulebook.
+
+Every adapter (files, live Excel, tests) hands the core the same thing: one list of raw rows per
+sheet, each row a mapping of header text to cell value plus "row", its sheet row number. The big
+relationship log may come ready as an ActivityLog instead (the fast file reader builds it
+columnar).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from xlsales.core.activity import LOG_SHEET, ActivityLog
+from xlsales.core.models import Collection, Customer, LogEntry, Opportunity, Order, Progress, Rep, Target
+from xlsales.core.payouts import COLLECTION_SHEET, PAYOUT_SHEET, PROGRESS_SHEET, LedgerEntry
+from xlsales.core.pipeline import CUSTOMER_SHEET, OPPORTUNITY_SHEET, ORDER_SHEET, REP_SHEET, Inputs
+from xlsales.core.problems import Problems
+from xlsales.core.ranking import HISTORY_SHEET, HistoryEntry
+from xlsales.core.rulebook import Rulebook, build_rulebook
+from xlsales.core.targets import TARGET_SHEET
+from xlsales.core.validation import RawRow, validate_rows
+
+Tables = Mapping[str, list[RawRow]]
+
+# input sheets with their record model (the log is handled apart: it may arrive columnar)
+RECORD_SHEETS: dict[str, Any] = {
+    REP_SHEET: Rep,
+    CUSTOMER_SHEET: Customer,
+    TARGET_SHEET: Target,
+    OPPORTUNITY_SHEET: Opportunity,
+    ORDER_SHEET: Order,
+    COLLECTION_SHEET: Collection,
+    PROGRESS_SHEET: Progress,
+    PAYOUT_SHEET: LedgerEntry,
+    HISTORY_SHEET: HistoryEntry,
+}
+
+
+def read_inputs(tables: Tables, problems: Problems, log: ActivityLog | None = None) -> Inputs:
+    """Validate every input row; bad rows are reported field by field and left out."""
+    records = {sheet: validate_rows(model, sheet, tables.get(sheet, []), problems)
+               for sheet, model in RECORD_SHEETS.items()}
+    if log is None:
+        entries = validate_rows(LogEntry, LOG_SHEET, tables.get(LOG_SHEET, []), problems)
+        log = ActivityLog.from_entries(entries)
+    return Inputs(
+        reps=records[REP_SHEET], customers=records[CUSTOMER_SHEET], log=log, targets=records[TARGET_SHEET],
+        opportunities=records[OPPORTUNITY_SHEET], orders=records[ORDER_SHEET],
+        collections=records[COLLECTION_SHEET], progress=records[PROGRESS_SHEET],
+        ledger=records[PAYOUT_SHEET], history=records[HISTORY_SHEET],
+    )
+
+
+def read_workbook_tables(tables: Tables, today: dt.date, problems: Problems,
+                         log: ActivityLog | None = None) -> tuple[Rulebook | None, Inputs]:
+    book = build_rulebook(tables, today, problems)
+    return book, read_inputs(tables, problems, log)

@@ -1,0 +1,39 @@
+"""Exact money: Decimal in 元, rounded half-up to the fen only when a line is produced."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+FEN = Decimal("0.01")
+
+
+def to_fen(amount: Decimal) -> Decimal:
+    """Round half-up to 0.01 元 (the only rounding money ever gets)."""
+    return amount.quantize(FEN, rounding=ROUND_HALF_UP)
+
+
+def round_to(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def clamp(value: Decimal, low: Decimal, high: Decimal) -> Decimal:
+    return max(low, min(high, value))
+
+
+def yuan(amount: Decimal) -> str:
+    """1234567.8 -> '1,234,567.80' (for 计算说明 texts)."""
+    return f"{to_fen(amount):,.2f}"
+
+
+def pct(rate: Decimal, places: int = 2) -> str:
+    """0.025 -> '2.5%' without float noise; at most `places` decimals of a percent."""
+    value = round_to(rate * 100, places).normalize()
+    return f"{value:f}%" if value != value.to_integral() else f"{value.to_integral():f}%"
+
+
+def num(value: Decimal) -> str:
+    """A plain number without trailing zeros: 1.50 -> '1.5'."""
+    normal = value.normalize()
+    return f"{normal:f}" if normal != normal.to_integral() else f"{normal.to_integral():f}"

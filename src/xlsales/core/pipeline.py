@@ -1,0 +1,324 @@
+"""The engine: inputs + rulebook (+ the existing payout ledger and ranking history) -> results.
+
+Adapters read sheets into these records and write the results back; this module never sees a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from xlsales.core.activity import ActivityLog
+from xlsales.core.commission import OrderEarnings, breakthrough_winners, year_earnings
+from xlsales.core.dates import month_end, month_label
+from xlsales.core.models import (
+    Collection,
+    Customer,
+    Opportunity,
+    OpportunityStatus,
+    Order,
+    Progress,
+    Rep,
+    RepStatus,
+    Target,
+)
+from xlsales.core.money import ZERO, pct, yuan
+from xlsales.core.payouts import (
+    RANKING_STAGE,
+    Forfeiture,
+    Item,
+    LedgerEntry,
+    OnTimeRate,
+    OrderEvents,
+    PayoutLine,
+    PayStatus,
+    on_time_rates,
+    order_lines,
+    reconcile,
+    settle_status,
+    single_line,
+)
+from xlsales.core.problems import Problems
+from xlsales.core.ranking import Contender, Group, HistoryEntry, RankingRow, rank_month
+from xlsales.core.relationship import evaluate_log
+from xlsales.core.rulebook import Rulebook, StageName
+from xlsales.core.targets import TargetGap, check_targets, floor_to_date, target_gap
+from xlsales.core.tiers import CustomerRating, ForecastRow, forecast, rate_customers
+
+REP_SHEET = "销售人员"
+CUSTOMER_SHEET = "客户"
+ORDER_SHEET = "订单"
+OPPORTUNITY_SHEET = "商机"
+
+
+@dataclass
+class Inputs:
+    reps: list[Rep] = field(default_factory=list)
+    customers: list[Customer] = field(default_factory=list)
+    log: ActivityLog = field(default_factory=ActivityLog.empty)
+    targets: list[Target] = field(default_factory=list)
+    opportunities: list[Opportunity] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    collections: list[Collection] = field(default_factory=list)
+    progress: list[Progress] = field(default_factory=list)
+    ledger: list[LedgerEntry] = field(default_factory=list)  # the 提成发放表 as finance left it
+    history: list[HistoryEntry] = field(default_factory=list)  # the 排名历史 so far
+
+
+@dataclass(slots=True)
+class SummaryRow:
+    """A row of 提成汇总 (the plan year)."""
+
+    rep_id: str
+    name: str
+    orders_total: Decimal
+    floor: Decimal | None
+    challenge: Decimal | None
+    attainment: Decimal | None
+    due_total: Decimal
+    paid_total: Decimal
+    unpaid_total: Decimal
+    clawback_total: Decimal
+
+
+@dataclass
+class Results:
+    book: Rulebook
+    ratings: list[CustomerRating]
+    forecast: list[ForecastRow]
+    payouts: list[PayoutLine]
+    summary: list[SummaryRow]
+    ranking: list[RankingRow]
+    history: list[RankingRow]
+    on_time: list[OnTimeRate]
+    target_gap: TargetGap
+    forfeitures: list[Forfeiture]
+    counts: dict[str, int]
+
+
+def _unique_by(records: list, key: str, sheet: str, header: str, problems: Problems) -> dict:  # type: ignore[type-arg]
+    seen: dict = {}  # type: ignore[type-arg]
+    for record in records:
+        value = getattr(record, key)
+        if value in seen:
+            problems.error(sheet, record.row, header, value,
+                           f"{header}“{value}”重复（第 {seen[value].row} 行已有）：这一行不计算，请删除或改正")
+        else:
+            seen[value] = record
+    return seen
+
+
+def compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
+    ev = book.evaluation_date
+    reps: dict[str, Rep] = _unique_by(inputs.reps, "rep_id", REP_SHEET, "工号", problems)
+    customers: dict[str, Customer] = _unique_by(inputs.customers, "code", CUSTOMER_SHEET, "客户编码", problems)
+    for c in customers.values():
+        for attr, header in (("account_manager", "客户经理"), ("tech_manager", "技术经理"), ("service_manager", "服务经理")):
+            code = getattr(c, attr)
+            if code is not None and code not in reps:
+                problems.error(CUSTOMER_SHEET, c.row, header, code, f"{header}“{code}”不在销售人员表里：请填工号")
+
+    def name_of(rep: str) -> str:
+        return reps[rep].name if rep in reps else ""
+
+    orders = _valid_orders(inputs.orders, reps, customers, ev, problems)
+    opportunities = _valid_opportunities(inputs.opportunities, reps, customers, problems)
+    targets = check_targets(inputs.targets, set(reps), problems)
+    gap = target_gap(targets, book.year, book.params.company_target, problems)
+
+    facts = evaluate_log(inputs.log, book, set(reps), set(customers), problems)
+    ratings = rate_customers(customers.values(), facts, book)
+    tier_of = {r.code: r.tier for r in ratings}
+    pipeline = forecast(opportunities, tier_of, book)
+
+    # --- commission, by rep and year ---
+    by_rep_year: dict[tuple[str, int], list[Order]] = defaultdict(list)
+    for order in orders.values():
+        by_rep_year[(order.rep_id, order.signed.year)].append(order)
+    earnings: list[OrderEarnings] = []
+    frozen: set[tuple[str, int]] = set()
+    for (rep, year), rep_orders in sorted(by_rep_year.items()):
+        target = targets.get((year, rep))
+        if target is None:
+            frozen.add((rep, year))
+            first = min(rep_orders, key=lambda o: (o.signed, o.order_id))
+            problems.error(ORDER_SHEET, first.row, "工号", rep,
+                           f"工号“{rep}”在 {year} 年有 {len(rep_orders)} 张订单，但没有有效的业绩目标："
+                           "这些订单的提成暂不计算，已有的发放行保持不变；请在业绩目标表补上该年目标")
+            continue
+        earnings += year_earnings(rep_orders, target.floor, target.challenge, book)
+    for e in earnings:
+        if e.below_red_line:
+            problems.warn(ORDER_SHEET, e.order.row, "毛利率", pct(e.order.margin),
+                          f"订单“{e.order.order_id}”毛利率 {pct(e.order.margin)} 低于红线 "
+                          f"{pct(book.params.margin_red_line)}：不计提成和毛利奖（计入业绩）")
+
+    events = OrderEvents(orders, inputs.collections, inputs.progress, ev, problems)
+    fresh: list[PayoutLine] = []
+    for e in earnings:
+        fresh += order_lines(e, name_of(e.order.rep_id), book, events)
+    for code, order in sorted(breakthrough_winners(orders.values(), customers).items()):
+        award = customers[code].breakthrough_award or ZERO
+        fresh.append(single_line(order.rep_id, name_of(order.rep_id), order.order_id, Item.BREAKTHROUGH,
+                                 StageName.SIGNING.value, order.signed, award,
+                                 f"客户“{customers[code].name}”的第一张订单，战略突破奖 {yuan(award)}，签约时全额发放",
+                                 order.signed.year, book))
+
+    # --- the month's ranking ---
+    month = month_label(ev)
+    year_orders: dict[str, Decimal] = defaultdict(Decimal)
+    for order in orders.values():
+        if order.signed.year == ev.year:
+            year_orders[order.rep_id] += order.amount
+    contenders: list[Contender] = []
+    for person in reps.values():
+        target = targets.get((ev.year, person.rep_id))
+        if person.status is RepStatus.ACTIVE and target is not None:
+            contenders.append(Contender(person.rep_id, person.name, _attainment(year_orders[person.rep_id],
+                                        floor_to_date(target, ev.month), book.params.attainment_cap),
+                                        facts.rep_month_scores.get(person.rep_id, ZERO)))
+    p = book.params
+    ranking, history = rank_month(month, contenders, [h.to_row() for h in inputs.history], p.performance_weight,
+                                  p.relationship_weight, p.attainment_cap, p.top_share, p.bottom_share)
+    if p.ranking_award > 0:
+        for row in history:
+            if row.group is Group.TOP and row.month.startswith(f"{book.year:04d}-"):
+                y, m = (int(x) for x in row.month.split("-"))
+                event = min(month_end(dt.date(y, m, 1)), ev)
+                fresh.append(single_line(row.rep_id, row.name, None, Item.RANKING_AWARD, RANKING_STAGE, event,
+                                         p.ranking_award, f"{row.month} 月度排名第 {row.rank}（前30%），排名奖 "
+                                         f"{yuan(p.ranking_award)}", y, book, key=row.month))
+
+    # --- must-win losses, the ledger, statuses ---
+    forfeits = _forfeitures(opportunities, customers, ev)
+    year_of_order = {o.order_id: o.signed.year for o in orders.values()}
+    lines = reconcile(fresh, inputs.ledger, forfeits, frozen, year_of_order, book)
+    settle_status(lines, ev)
+    lines.sort(key=lambda x: (x.rep_id, x.year, x.event_date, x.line_id))
+
+    summary = _summary(reps, targets, year_orders, lines, book)
+    return Results(
+        book=book, ratings=ratings, forecast=pipeline, payouts=lines, summary=summary, ranking=ranking,
+        history=history, on_time=on_time_rates(lines, ev), target_gap=gap,
+        forfeitures=sorted(forfeits.values(), key=lambda f: (f.rep_id, f.year)),
+        counts={
+            "销售人员": len(inputs.reps), "客户": len(inputs.customers), "客户关系记录": facts.entries_read,
+            "计分记录": facts.entries_counted, "订单": len(inputs.orders), "回款": len(inputs.collections),
+            "商机": len(inputs.opportunities), "排名人数": len(ranking), "发放行": len(lines),
+        },
+    )
+
+
+def _attainment(orders: Decimal, target_to_date: Decimal, cap: Decimal) -> Decimal:
+    if target_to_date > 0:
+        return orders / target_to_date
+    # nothing was due yet: on plan with no orders, ahead of plan (at the cap) with any
+    return cap if orders > 0 else Decimal(1)
+
+
+def _valid_orders(orders: list[Order], reps: dict[str, Rep], customers: dict[str, Customer], ev: dt.date,
+                  problems: Problems) -> dict[str, Order]:
+    good: dict[str, Order] = {}
+    future: list[Order] = []
+    for order in orders:
+        bad = False
+        if order.order_id in good:
+            problems.error(ORDER_SHEET, order.row, "订单号", order.order_id,
+                           f"订单号“{order.order_id}”重复（第 {good[order.order_id].row} 行已有）：这一行不计算")
+            continue
+        if order.rep_id not in reps:
+            problems.error(ORDER_SHEET, order.row, "工号", order.rep_id, f"销售人员表里没有工号“{order.rep_id}”")
+            bad = True
+        if order.customer not in customers:
+            problems.error(ORDER_SHEET, order.row, "客户编码", order.customer, f"客户表里没有客户编码“{order.customer}”")
+            bad = True
+        if order.completed is not None and order.completed < order.signed:
+            problems.error(ORDER_SHEET, order.row, "完工日期", order.completed, "完工日期早于签约日期：请核对")
+            bad = True
+        if order.signed > ev:
+            future.append(order)
+            continue
+        if not bad:
+            good[order.order_id] = order
+    if future:
+        first = min(future, key=lambda o: o.row or 0)
+        problems.warn(ORDER_SHEET, first.row, "签约日期", first.signed,
+                      f"有 {len(future)} 张订单的签约日期晚于评估日期 {ev}，本次不计入（从这一行起）")
+    return good
+
+
+def _valid_opportunities(opportunities: list[Opportunity], reps: dict[str, Rep], customers: dict[str, Customer],
+                         problems: Problems) -> list[Opportunity]:
+    good: list[Opportunity] = []
+    seen: dict[str, Opportunity] = {}
+    for opp in opportunities:
+        bad = False
+        if opp.code in seen:
+            problems.error(OPPORTUNITY_SHEET, opp.row, "商机编码", opp.code,
+                           f"商机编码“{opp.code}”重复（第 {seen[opp.code].row} 行已有）：这一行不计算")
+            continue
+        seen[opp.code] = opp
+        if opp.customer not in customers:
+            problems.error(OPPORTUNITY_SHEET, opp.row, "客户编码", opp.customer, f"客户表里没有客户编码“{opp.customer}”")
+            bad = True
+        if opp.rep_id not in reps:
+            problems.error(OPPORTUNITY_SHEET, opp.row, "工号", opp.rep_id, f"销售人员表里没有工号“{opp.rep_id}”")
+            bad = True
+        if opp.status in (OpportunityStatus.WON, OpportunityStatus.LOST) and opp.status_date is None:
+            problems.error(OPPORTUNITY_SHEET, opp.row, "状态日期", "",
+                           f"状态为“{opp.status.value}”时必须填写状态日期（哪天赢单/丢单）")
+            bad = True
+        if opp.status is OpportunityStatus.PAUSED and not opp.pause_reason:
+            problems.warn(OPPORTUNITY_SHEET, opp.row, "暂缓原因", "",
+                          "暂缓的商机请写明原因（领导更换、重新招标、预算等）")
+        if not bad:
+            good.append(opp)
+    return good
+
+
+def _forfeitures(opportunities: list[Opportunity], customers: dict[str, Customer],
+                 ev: dt.date) -> dict[tuple[str, int], Forfeiture]:
+    out: dict[tuple[str, int], Forfeiture] = {}
+    for opp in sorted(opportunities, key=lambda o: (o.status_date or ev, o.code)):
+        customer = customers[opp.customer]
+        if opp.status is not OpportunityStatus.LOST or not customer.must_win or customer.account_manager is None:
+            continue
+        assert opp.status_date is not None
+        if opp.status_date > ev:
+            continue
+        key = (customer.account_manager, opp.status_date.year)
+        out.setdefault(key, Forfeiture(customer.account_manager, opp.status_date.year, opp.status_date,
+                                       customer.name, opp.code))
+    return out
+
+
+def _summary(reps: dict[str, Rep], targets: dict[tuple[int, str], Target], year_orders: dict[str, Decimal],
+             lines: list[PayoutLine], book: Rulebook) -> list[SummaryRow]:
+    year = book.year
+    due: dict[str, Decimal] = defaultdict(Decimal)
+    paid: dict[str, Decimal] = defaultdict(Decimal)
+    clawback: dict[str, Decimal] = defaultdict(Decimal)
+    for line in lines:
+        if line.year != year or line.status is PayStatus.CANCELLED:
+            continue
+        due[line.rep_id] += line.amount
+        if line.paid_date is not None:
+            paid[line.rep_id] += line.amount
+        if line.item is Item.CLAWBACK:
+            clawback[line.rep_id] += line.amount
+    rows: list[SummaryRow] = []
+    for rep in reps.values():
+        target = targets.get((year, rep.rep_id))
+        if target is None and rep.rep_id not in due:
+            continue
+        total = year_orders.get(rep.rep_id, ZERO)
+        rows.append(SummaryRow(
+            rep_id=rep.rep_id, name=rep.name, orders_total=total,
+            floor=target.floor if target else None, challenge=target.challenge if target else None,
+            attainment=total / target.floor if target else None,
+            due_total=due[rep.rep_id], paid_total=paid[rep.rep_id],
+            unpaid_total=due[rep.rep_id] - paid[rep.rep_id], clawback_total=clawback[rep.rep_id],
+        ))
+    return rows

@@ -1,0 +1,58 @@
+"""Errors are data: every problem names its sheet, row and field, the value, and what to fix."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class Level(StrEnum):
+    ERROR = "错误"
+    WARNING = "警告"
+
+
+class Problem(NamedTuple):
+    """One finding (a NamedTuple: a big log can yield a hundred thousand warnings).
+
+    `row` is the sheet row (1-based, header is row 1) and `field` the header name, so an adapter
+    can turn them into an A1 cell; both are None for whole-sheet findings."""
+
+    level: Level
+    sheet: str
+    row: int | None
+    field: str | None
+    value: str
+    message: str
+
+    @property
+    def is_error(self) -> bool:
+        return self.level == Level.ERROR
+
+
+class Problems:
+    """An append-only collector used by every stage of the pipeline."""
+
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def error(self, sheet: str, row: int | None, field: str | None, value: object, message: str) -> None:
+        self.items.append(Problem(Level.ERROR, sheet, row, field, _show(value), message))
+
+    def warn(self, sheet: str, row: int | None, field: str | None, value: object, message: str) -> None:
+        self.items.append(Problem(Level.WARNING, sheet, row, field, _show(value), message))
+
+    def extend(self, problems: list[Problem]) -> None:
+        self.items.extend(problems)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.is_error for p in self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return ""
+    return str(value)

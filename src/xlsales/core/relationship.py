@@ -1,0 +1,198 @@
+"""§1 Customer-relationship evaluation: points per log entry, monthly caps, the approval gate,
+the company's relationship score per customer and the rep's monthly relationship score.
+
+Vectorised over the log with polars. Points are summed exactly as fixed-point integers: every
+(action, role) pair has a Decimal unit value (分值 × 系数 × 角色系数), scaled to an integer once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+import polars as pl
+
+from xlsales.core.activity import LOG_HEADERS, LOG_SHEET, ActivityLog
+from xlsales.core.dates import month_start, window_start
+from xlsales.core.models import APPROVED
+from xlsales.core.money import clamp, num
+from xlsales.core.problems import Problems
+from xlsales.core.rulebook import Rulebook
+
+_GROUP = ["rep_id", "customer", "action", "month"]
+_INT64_SAFE = 2**62
+
+
+@dataclass(frozen=True)
+class CustomerEvidence:
+    raw_score: Decimal  # before the clamp, for the explanation
+    score: Decimal
+    indicators: frozenset[str]
+    entries: int
+    last_contact: dt.date | None
+
+
+@dataclass(frozen=True)
+class RelationshipFacts:
+    customers: dict[str, CustomerEvidence]
+    rep_month_scores: dict[str, Decimal]  # clamped to [0, 上限], for the evaluation month
+    rep_month_raw: dict[str, Decimal]
+    entries_read: int
+    entries_counted: int
+
+    def evidence(self, customer: str) -> CustomerEvidence:
+        return self.customers.get(customer, _NO_EVIDENCE)
+
+
+_NO_EVIDENCE = CustomerEvidence(Decimal(0), Decimal(0), frozenset(), 0, None)
+
+
+def entry_points(unit_points: Decimal, role_weight: Decimal, count: int) -> Decimal:
+    """Points of one log entry = 分值 × 系数 × 角色系数 × 次数 (the UDFs use this too)."""
+    return unit_points * role_weight * count
+
+
+def _report(problems: Problems, frame: pl.DataFrame, column: str, message: str, warn: bool = False) -> None:
+    field = LOG_HEADERS[column]
+    add = problems.warn if warn else problems.error
+    for row, value in frame.select("row", column).iter_rows():
+        add(LOG_SHEET, row, field, value, message.format(value=value))
+
+
+def _check_references(frame: pl.DataFrame, book: Rulebook, reps: set[str], customers: set[str],
+                      problems: Problems) -> pl.DataFrame:
+    checks = (
+        ("date", None, "日期不能为空：请填写动作发生的日期"),
+        ("action", set(book.actions), "动作库里没有动作编码“{value}”：请从下拉列表选择，或先在动作库里添加"),
+        ("role", set(book.roles), "角色“{value}”不在角色系数表里：请从下拉列表选择"),
+        ("customer", customers, "客户表里没有客户编码“{value}”：请核对编码，或先在客户表里添加"),
+        ("rep_id", reps, "销售人员表里没有工号“{value}”：请核对工号"),
+    )
+    valid = pl.lit(True)
+    for column, allowed, message in checks:
+        ok = pl.col(column).is_not_null()
+        if allowed is not None:
+            ok = ok & pl.col(column).is_in(sorted(allowed))
+        _report(problems, frame.filter(~ok), column, message)
+        valid = valid & ok
+    bad_count = ~(pl.col("count").is_not_null() & (pl.col("count") >= 1))
+    _report(problems, frame.filter(bad_count), "count", "次数应为不小于 1 的整数（留空按 1 次）")
+    return frame.filter(valid & ~bad_count)
+
+
+def evaluate_log(log: ActivityLog, book: Rulebook, reps: set[str], customers: set[str],
+                 problems: Problems) -> RelationshipFacts:
+    ev = book.evaluation_date
+    frame = log.frame.with_columns(pl.col("count").fill_null(1))
+    read = frame.height
+
+    future = frame.filter(pl.col("date") > ev)
+    if future.height:
+        first = future.sort("row").row(0, named=True)
+        problems.warn(LOG_SHEET, first["row"], "日期", first["date"],
+                      f"有 {future.height} 条记录的日期晚于评估日期 {ev}，本次不计入（从这一行起）")
+        frame = frame.filter(pl.col("date").is_null() | (pl.col("date") <= ev))
+
+    frame = _check_references(frame, book, reps, customers, problems)
+
+    gated = sorted(code for code, a in book.actions.items() if a.needs_approval)
+    pending = pl.col("action").is_in(gated) & (pl.col("approval").fill_null("") != APPROVED)
+    _report(problems, frame.filter(pending), "approval",
+            "该动作需审批，审批状态为“{value}”，批准前不计分", warn=True)
+    frame = frame.filter(~pending)
+
+    frame = _apply_monthly_caps(frame, book)
+    excess = frame.filter(pl.col("counted") < pl.col("count"))
+    for row, action, count, counted, cap in excess.select("row", "action", "count", "counted", "cap").iter_rows():
+        problems.warn(LOG_SHEET, row, "次数", count,
+                      f"“{book.actions[action].name}”每月每客户最多计 {cap} 次，本月已满，"
+                      f"这一行 {count} 次中只计 {counted} 次，超出的 {count - counted} 次不计分")
+
+    frame, scale = _with_points(frame, book)
+    frame = frame.filter(pl.col("counted") > 0)
+
+    indicator_of = {code: a.indicator for code, a in book.actions.items() if a.indicator}
+    in_window = frame.filter(pl.col("date") >= window_start(ev, book.params.window_months))
+    per_customer = in_window.group_by("customer").agg(
+        pl.col("points").sum().alias("points"),
+        pl.len().alias("entries"),
+        pl.col("date").max().alias("last"),
+        pl.col("action").replace_strict(indicator_of, default=None, return_dtype=pl.String)
+        .drop_nulls().unique().alias("indicators"),
+    )
+    cap = book.params.score_cap
+    customers_out: dict[str, CustomerEvidence] = {}
+    for code, points, entries, last, indicators in per_customer.iter_rows():
+        raw = _decimal(points, scale)
+        customers_out[code] = CustomerEvidence(raw, clamp(raw, -cap, cap), frozenset(indicators), entries, last)
+
+    this_month = frame.filter(pl.col("date") >= month_start(ev)).group_by("rep_id").agg(pl.col("points").sum())
+    rep_raw = {rep: _decimal(points, scale) for rep, points in this_month.iter_rows()}
+    return RelationshipFacts(
+        customers=customers_out,
+        rep_month_scores={rep: clamp(v, Decimal(0), cap) for rep, v in rep_raw.items()},
+        rep_month_raw=rep_raw,
+        entries_read=read,
+        entries_counted=frame.height,
+    )
+
+
+def _apply_monthly_caps(frame: pl.DataFrame, book: Rulebook) -> pl.DataFrame:
+    """Add `counted`: an action counts at most N times per (rep, customer, action, month), the
+    first N in date order (then sheet order). One int key and a running sum: polars' over() with
+    four string keys costs seconds on a million rows."""
+    caps = {code: a.monthly_cap for code, a in book.actions.items() if a.monthly_cap is not None}
+    frame = frame.with_columns(
+        month=pl.col("date").dt.year().cast(pl.Int64) * 12 + pl.col("date").dt.month().cast(pl.Int64),
+        cap=pl.col("action").replace_strict(caps, default=None, return_dtype=pl.Int64),
+        **{f"_{c}": pl.col(c).cast(pl.Categorical).to_physical().cast(pl.Int64) for c in ("rep_id", "customer", "action")},
+    )
+    if frame.height == 0:
+        return frame.with_columns(counted=pl.col("count"), key=pl.lit(0, dtype=pl.Int64))
+    sizes = [_int(frame[c].max()) + 1 for c in ("_rep_id", "_customer", "_action")]
+    low, high = _int(frame["month"].min()), _int(frame["month"].max())
+    key = ((pl.col("_rep_id") * sizes[1] + pl.col("_customer")) * sizes[2] + pl.col("_action")) \
+        * (high - low + 1) + (pl.col("month") - low)
+    before = pl.col("count").cum_sum() - pl.col("count")
+    starts = pl.col("key") != pl.col("key").shift(1)
+    frame = frame.with_columns(key=key).sort("key", "date", "row").with_columns(
+        prior=before - pl.when(starts.fill_null(True)).then(before).otherwise(None).forward_fill()
+    )
+    return frame.with_columns(
+        counted=pl.when(pl.col("cap").is_null())
+        .then(pl.col("count"))
+        .otherwise((pl.col("cap") - pl.col("prior")).clip(0, None).clip(None, pl.col("count")))
+    ).drop("_rep_id", "_customer", "_action", "key")
+
+
+def _int(value: object) -> int:
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+def _decimal(fixed: int, scale: int) -> Decimal:
+    return Decimal(int(fixed)).scaleb(-scale).normalize() + Decimal(0)
+
+
+def _with_points(frame: pl.DataFrame, book: Rulebook) -> tuple[pl.DataFrame, int]:
+    """Add an exact fixed-point `points` column (value × 10^scale) = unit × role weight × counted."""
+    units = {(code, role): a.unit_points * w for code, a in book.actions.items() for role, w in book.roles.items()}
+    scale = max((max(0, -int(u.normalize().as_tuple().exponent)) for u in units.values()), default=0)
+    fixed = {key: int(u.scaleb(scale)) for key, u in units.items()}
+    largest = max((abs(v) for v in fixed.values()), default=0)
+    total_count = int(frame["counted"].sum() or 0)
+    if largest * max(total_count, 1) >= _INT64_SAFE:
+        raise OverflowError(
+            f"关系分计算超出精确整数范围（分值×系数的小数位 {scale} 位，合计次数 {total_count}）：请减少系数的小数位")
+    table = pl.DataFrame(
+        {"action": [k[0] for k in fixed], "role": [k[1] for k in fixed], "unit": list(fixed.values())},
+        schema={"action": pl.String, "role": pl.String, "unit": pl.Int64},
+    )
+    frame = frame.join(table, on=["action", "role"], how="left").with_columns(
+        points=pl.col("unit") * pl.col("counted")
+    )
+    return frame, scale
+
+
+def describe_entry(unit_points: Decimal, role_weight: Decimal, count: int) -> str:
+    return f"{num(unit_points)} × {num(role_weight)} × {count} = {num(entry_points(unit_points, role_weight, count))}"

@@ -1,0 +1,72 @@
+"""Turn pydantic's validation errors into problems a rep can act on, in plain Chinese."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from xlsales.core.models import MONTH_HEADERS, Target
+from xlsales.core.problems import Problems
+
+M = TypeVar("M", bound=BaseModel)
+
+# A raw row as an adapter hands it over: header text -> cell value, plus "row" (sheet row number).
+RawRow = Mapping[str, Any]
+
+
+def explain(error: Mapping[str, Any]) -> str:
+    """One pydantic error -> what is wrong and how to fix it."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    if kind == "missing" or (value is None and kind.endswith("_type")):
+        return "必填，不能为空"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind in {"decimal_parsing", "decimal_type", "float_parsing", "float_type"}:
+        return "应为数字"
+    if kind in {"int_parsing", "int_type", "int_from_float"}:
+        return "应为整数"
+    if kind.startswith("date") or kind.startswith("datetime"):
+        return "应为日期（如 2026-03-05）"
+    if kind == "greater_than_equal":
+        return f"不能小于 {ctx['ge']}"
+    if kind == "greater_than":
+        return f"必须大于 {ctx['gt']}"
+    if kind == "less_than_equal":
+        return f"不能大于 {ctx['le']}"
+    if kind == "less_than":
+        return f"必须小于 {ctx['lt']}"
+    if kind == "enum":
+        return f"应为 {ctx.get('expected', '').replace(' or ', '、').replace(',', '、')} 之一"
+    if kind in {"decimal_max_places", "decimal_max_digits"}:
+        return "小数位数过多"
+    if kind == "string_type":
+        return "应为文字"
+    return str(error["msg"])
+
+
+def field_of(loc: tuple[Any, ...]) -> str:
+    if loc and loc[0] == "months" and len(loc) > 1 and isinstance(loc[1], int):
+        return MONTH_HEADERS[loc[1]]
+    return str(loc[0]) if loc else ""
+
+
+def validate_rows(model: type[M], sheet: str, rows: Iterable[RawRow], problems: Problems) -> list[M]:
+    """Validate every row; a bad row is reported field by field and left out, the rest go on."""
+    good: list[M] = []
+    for raw in rows:
+        row = raw.get("row")
+        try:
+            if model is Target:
+                values = {k: v for k, v in raw.items() if k != "row"}
+                good.append(Target.from_row(values, row))  # type: ignore[arg-type]
+            else:
+                good.append(model.model_validate(raw))
+        except ValidationError as exc:
+            for error in exc.errors():
+                field = field_of(tuple(error["loc"]))
+                problems.error(sheet, row, field, raw.get(field), f"{field}{explain(error)}")
+    return good
