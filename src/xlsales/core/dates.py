@@ -32,5 +32,6 @@ def previous_month_label(label: str) -> str:
 
 
 def window_start(evaluation_date: dt.date, months: int) -> dt.date:
-    """First day of the N-month window that ends at (and includes) the evaluation date."""
-    return add_months(evaluation_date, -months) + dt.timedelta(days=1)
+    """First day of the N-month window that ends at (and includes) the evaluation date: for
+    2026-06-30 and 3 months, 2026-04-01 (counted back from the day after, so month ends line up)."""
+    return add_months(evaluation_date + dt.timedelta(days=1), -months)

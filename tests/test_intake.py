@@ -1,0 +1,68 @@
+"""Raw rows (what an adapter reads) -> validated records: every bad cell named, bad rows left out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from builders import D
+from xlsales.core.intake import read_workbook_tables
+from xlsales.core.pipeline import compute
+from xlsales.core.problems import Problems
+from xlsales.core.rulebook import default_tables
+from xlsales.demo import demo_tables
+
+
+def read(tables):
+    problems = Problems()
+    rules, inputs = read_workbook_tables(tables, dt.date(2026, 6, 30), problems)
+    return rules, inputs, problems
+
+
+def test_bad_cells_are_reported_with_field_and_value_and_rows_left_out():
+    tables = {
+        **default_tables(),
+        "订单": [
+            {"row": 2, "订单号": "O1", "签约日期": "2026-03-05", "工号": "E1", "客户编码": "C1", "合同金额": "待定",
+             "毛利率": 0.3},
+            {"row": 3, "订单号": "O2", "签约日期": "2026-02-30", "工号": "E1", "客户编码": "C1", "合同金额": 100,
+             "毛利率": "130%"},
+            {"row": 4, "订单号": "O3", "签约日期": dt.datetime(2026, 3, 5), "工号": 1001.0, "客户编码": "C1",
+             "合同金额": "1,000.50", "毛利率": "25%"},
+        ],
+        "客户关系记录": [{"row": 2, "日期": "2026-06-01", "工号": "E1", "客户编码": "C1", "角色": "决策层",
+                           "动作编码": "A01", "次数": -1}],
+        "业绩目标": [{"row": 2, "年度": 2026, "工号": "E1", "保底目标": "十万", "挑战目标": 10, "3月": "x"}],
+    }
+    _, inputs, problems = read(tables)
+    found = sorted((p.sheet, p.row, p.field, p.value) for p in problems.items)
+    assert found == sorted([
+        ("订单", 2, "合同金额", "待定"), ("订单", 3, "签约日期", "2026-02-30"), ("订单", 3, "毛利率", "130%"),
+        ("客户关系记录", 2, "次数", "-1"), ("业绩目标", 2, "保底目标", "十万"), ("业绩目标", 2, "3月", "x"),
+    ])
+    messages = {p.field: p.message for p in problems.items}
+    assert messages["合同金额"] == "合同金额应为数字"
+    assert "日期不存在" in messages["签约日期"]
+    assert "不能大于 1" in messages["毛利率"]
+    [good] = inputs.orders
+    assert (good.order_id, good.rep_id, good.amount, good.margin) == ("O3", "1001", D("1000.50"), D("0.25"))
+    assert len(inputs.log) == 0
+
+
+def test_demo_workbook_tables_compute_with_their_planted_errors():
+    rules, inputs, problems = read(demo_tables())
+    assert rules is not None
+    results = compute(inputs, rules, problems)
+    errors = [p for p in problems.items if p.is_error]
+    assert {(p.sheet, p.field) for p in errors} == {("客户关系记录", "动作编码"), ("客户关系记录", "次数"),
+                                                    ("客户关系记录", "客户编码"), ("回款", "订单号")}
+    assert len(results.ranking) == 11 and results.forfeitures
+    assert any(r.status.value == "暂缓" for r in results.forecast)
+
+
+def test_same_inputs_same_results():
+    def once():
+        rules, inputs, problems = read(demo_tables())
+        assert rules is not None
+        return repr(compute(inputs, rules, problems)), repr(problems.items)
+
+    assert once() == once()

@@ -1,0 +1,179 @@
+"""§4.4–4.6 Payout stages and timing, must-win forfeiture, the payout ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from builders import D, book, collection, customer, day, opportunity, order, progress, run, team
+from xlsales.core.payouts import Item, LedgerEntry, PayStatus
+from xlsales.core.pipeline import Inputs
+
+ORDER = order("O1", "2026-03-05", 15_000_000, "0.25")  # commission 500,000 against floor = challenge = 10M
+
+
+def inputs(**extra):
+    reps, targets = team("E1", "E2")
+    base = dict(reps=reps, targets=targets, customers=[customer("C1"), customer("C2", manager="E2")], orders=[ORDER])
+    return Inputs(**{**base, **extra})
+
+
+def lines_of(results, item=Item.COMMISSION):
+    return [x for x in results.payouts if x.item is item]
+
+
+def test_default_stages_pay_half_at_signing_and_half_pro_rata_to_collections():
+    results, problems = run(inputs(collections=[collection("O1", "2026-04-01", 6_000_000),
+                                                collection("O1", "2026-05-01", 3_000_000)]))
+    assert not problems.items
+    sign, c1, c2 = lines_of(results)
+    assert (sign.stage, sign.amount, sign.event_date, sign.due_date) == ("签约", D("250000.00"), day("2026-03-05"),
+                                                                          day("2026-03-06"))
+    assert (c1.stage, c1.amount, c1.due_date) == ("回款", D("100000.00"), day("2026-04-02"))  # 250k × 6/15
+    assert c2.amount == D("50000.00")                                                      # 250k × 3/15
+    assert "回款进度 0%→40%" in c1.explanation
+
+
+def test_due_date_follows_the_payout_delay_parameter():
+    results, _ = run(inputs(), book(发放时限天数=3))
+    assert lines_of(results)[0].due_date == day("2026-03-08")
+
+
+def test_collections_on_one_day_make_one_line_and_over_collection_is_flagged():
+    results, problems = run(inputs(collections=[collection("O1", "2026-04-01", 10_000_000),
+                                                collection("O1", "2026-04-01", 4_000_000),
+                                                collection("O1", "2026-05-01", 2_000_000, row=9)]))
+    sign, c1, c2 = lines_of(results)
+    assert c1.amount == D("233333.33") and c2.amount == D("16666.67")
+    assert sign.amount + c1.amount + c2.amount == D("500000.00")  # nothing more beyond the contract
+    assert [(p.sheet, p.row, p.field) for p in problems.items] == [("回款", 9, "回款金额")]
+
+
+def test_revenue_recognition_and_completion_stages():
+    rules = book(tables={"发放阶段": [{"阶段": "签约", "比例": "0.2"}, {"阶段": "收入确认", "比例": "0.3"},
+                                      {"阶段": "回款", "比例": "0.3"}, {"阶段": "完工", "比例": "0.2"}]})
+    o = order("O1", "2026-03-05", 15_000_000, "0.25", completed="2026-06-01")
+    results, _ = run(inputs(orders=[o], progress=[progress("O1", "2026-04-01", "0.5"), progress("O1", "2026-05-01", 1)],
+                            collections=[collection("O1", "2026-06-20", 15_000_000)]), rules)
+    got = [(x.stage, x.event_date.isoformat(), x.amount) for x in lines_of(results)]
+    assert got == [("签约", "2026-03-05", D("100000.00")), ("收入确认", "2026-04-01", D("75000.00")),
+                   ("收入确认", "2026-05-01", D("75000.00")), ("完工", "2026-06-01", D("100000.00")),
+                   ("回款", "2026-06-20", D("150000.00"))]
+
+
+def test_margin_bonus_is_released_in_the_same_stages():
+    o = order("O1", "2026-03-05", 10_000_000, "0.28")
+    results, _ = run(inputs(orders=[o], collections=[collection("O1", "2026-04-01", 5_000_000)]))
+    assert [x.amount for x in lines_of(results, Item.MARGIN_BONUS)] == [D("150000.00"), D("75000.00")]
+
+
+def test_status_overdue_and_due():
+    results, _ = run(inputs(orders=[order("O1", "2026-06-29", 1_000_000), order("O2", "2026-06-30", 1_000_000)]))
+    status = {x.order_id: x.status for x in lines_of(results)}
+    assert status == {"O1": PayStatus.DUE, "O2": PayStatus.DUE}  # due 06-30 and 07-01: not past
+    results, _ = run(inputs(orders=[order("O1", "2026-06-28", 1_000_000)]))
+    assert lines_of(results)[0].status is PayStatus.OVERDUE  # due 06-29 < evaluation 06-30
+
+
+def ledger_from(results, paid_on=None, only=None):
+    rows = []
+    for x in results.payouts:
+        paid = paid_on if (only is None or only(x)) else None
+        rows.append(LedgerEntry.model_validate({
+            "行ID": x.line_id, "工号": x.rep_id, "姓名": x.name, "订单号": x.order_id, "项目": x.item.value,
+            "阶段": x.stage, "事件日期": x.event_date, "应发日期": x.due_date, "金额": x.amount,
+            "计算说明": x.explanation, "状态": x.status.value, "实发日期": paid}))
+    return rows
+
+
+def test_rerun_keeps_paid_lines_and_adds_an_adjustment_for_a_difference():
+    first, _ = run(inputs())
+    ledger = ledger_from(first, paid_on=day("2026-03-06"))
+    # the contract amount is corrected: 15M -> 12M; the paid signing line stays, an 调整 carries the difference
+    corrected = order("O1", "2026-03-05", 12_000_000, "0.25")
+    second, _ = run(inputs(orders=[corrected], ledger=ledger))
+    sign = next(x for x in second.payouts if x.line_id == first.payouts[0].line_id)
+    assert sign.amount == D("250000.00") and sign.paid_date == day("2026-03-06") and sign.status is PayStatus.PAID
+    [adjust] = [x for x in second.payouts if x.item is Item.ADJUSTMENT]
+    assert adjust.amount == D("-90000.00")  # 12M: 10M×2% + 2M×2%×3 = 320k, half at signing = 160k; 160k − 250k
+    assert adjust.line_id.startswith(sign.line_id + "#调整")
+    # a third run with the 调整 line unpaid recomputes it to the same value (stable ID, no duplicate)
+    third, _ = run(inputs(orders=[corrected], ledger=ledger + ledger_from(second, only=lambda x: False)))
+    assert [x.line_id for x in third.payouts] == [x.line_id for x in second.payouts]
+
+
+def test_a_paid_line_that_no_longer_arises_is_reversed():
+    first, _ = run(inputs())
+    ledger = ledger_from(first, paid_on=day("2026-03-06"))
+    second, _ = run(inputs(orders=[], ledger=ledger))
+    [reversal] = [x for x in second.payouts if x.item is Item.REVERSAL]
+    assert reversal.amount == D("-250000.00")
+    assert sum(x.amount for x in second.payouts) == 0
+
+
+def test_unpaid_lines_are_recomputed_freely():
+    first, _ = run(inputs())
+    second, _ = run(inputs(orders=[order("O1", "2026-03-05", 12_000_000, "0.25")], ledger=ledger_from(first)))
+    assert not [x for x in second.payouts if x.item in (Item.ADJUSTMENT, Item.REVERSAL)]
+    assert lines_of(second)[0].amount == D("160000.00")  # (10M×2% + 2M×2%×3) × 50%
+
+
+def test_lost_must_win_account_forfeits_the_year_and_claws_back_paid_lines():
+    must_win = customer("C1", 必保="是")
+    paid_first, _ = run(inputs(customers=[must_win], collections=[collection("O1", "2026-04-01", 6_000_000)]))
+    ledger = ledger_from(paid_first, paid_on=day("2026-03-06"), only=lambda x: x.stage == "签约")
+    lost = opportunity("P1", "C1", "丢单", when="2026-06-10")
+    results, _ = run(inputs(customers=[must_win], collections=[collection("O1", "2026-04-01", 6_000_000)],
+                            opportunities=[lost], ledger=ledger))
+    by_status = {(x.item, x.status) for x in results.payouts}
+    assert (Item.COMMISSION, PayStatus.PAID) in by_status
+    assert (Item.COMMISSION, PayStatus.CANCELLED) in by_status
+    clawbacks = [x for x in results.payouts if x.item is Item.CLAWBACK]
+    assert {c.event_date for c in clawbacks} == {day("2026-06-10")}
+    assert len(clawbacks) == len([x for x in ledger if x.paid_date])
+    live = [x for x in results.payouts if x.status is not PayStatus.CANCELLED]
+    assert sum(x.amount for x in live) == 0
+    assert [f.rep_id for f in results.forfeitures] == ["E1"]
+    cancelled = next(x for x in results.payouts if x.status is PayStatus.CANCELLED)
+    assert "必保客户" in cancelled.explanation
+
+
+def test_a_loss_of_a_non_must_win_account_or_another_year_forfeits_nothing():
+    for cust, when in ((customer("C1"), "2026-06-10"), (customer("C1", 必保="是"), "2025-12-31")):
+        results, _ = run(inputs(customers=[cust], opportunities=[opportunity("P1", "C1", "丢单", when=when)]))
+        assert not [f for f in results.forfeitures if f.year == 2026]
+        assert all(x.status is not PayStatus.CANCELLED for x in results.payouts)
+
+
+def test_loss_forfeits_the_owners_lines_only():
+    reps, targets = team("E1", "E2")
+    results, _ = run(Inputs(
+        reps=reps, targets=targets, customers=[customer("C1", 必保="是"), customer("C2", manager="E2")],
+        orders=[order("O1", "2026-03-01", 1_000_000), order("O2", "2026-03-01", 1_000_000, rep_id="E2", customer_code="C2")],
+        opportunities=[opportunity("P1", "C1", "丢单", when="2026-04-01")]))
+    status = {x.order_id: x.status for x in results.payouts}
+    assert status["O1"] is PayStatus.CANCELLED and status["O2"] is not PayStatus.CANCELLED
+
+
+def test_on_time_rate_per_month():
+    first, _ = run(inputs(orders=[order("O1", "2026-03-05", 1_000_000), order("O2", "2026-04-05", 1_000_000)]))
+    ledger = ledger_from(first, paid_on=day("2026-03-06"), only=lambda x: x.order_id == "O1")
+    second, _ = run(inputs(orders=[order("O1", "2026-03-05", 1_000_000), order("O2", "2026-04-05", 1_000_000)],
+                           ledger=ledger))
+    rates = {r.month: (r.due, r.on_time, r.rate) for r in second.on_time}
+    assert rates == {"2026-03": (1, 1, D(1)), "2026-04": (1, 0, D(0))}
+
+
+def test_lines_of_a_rep_year_without_target_are_kept_as_they_were():
+    first, _ = run(inputs())
+    ledger = ledger_from(first, paid_on=day("2026-03-06"))
+    reps, _ = team("E1", "E2")
+    results, problems = run(Inputs(reps=reps, targets=[], customers=[customer("C1")], orders=[ORDER], ledger=ledger))
+    assert [x.line_id for x in results.payouts] == [x.line_id for x in first.payouts]
+    assert not [x for x in results.payouts if x.item is Item.REVERSAL]
+    assert any(p.is_error and "没有有效的业绩目标" in p.message for p in problems.items)
+
+
+def test_line_ids_are_made_from_what_the_line_is():
+    results, _ = run(inputs())
+    assert lines_of(results)[0].line_id == "E1/O1/提成/签约/20260305"
+    assert isinstance(dt.date.today(), dt.date)
