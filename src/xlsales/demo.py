@@ -11,7 +11,14 @@ import random
 from decimal import Decimal
 from typing import Any
 
+from pydantic import BaseModel
+
 from xlsales.core.activity import LOG_SHEET
+from xlsales.core.intake import read_workbook_tables
+from xlsales.core.payouts import PAYOUT_SHEET, LedgerEntry, PayStatus
+from xlsales.core.pipeline import compute
+from xlsales.core.problems import Problems
+from xlsales.core.ranking import HISTORY_SHEET, HistoryEntry
 from xlsales.core.rulebook import PARAM_SHEET, default_tables
 
 DEMO_YEAR = 2026
@@ -66,11 +73,13 @@ def demo_tables(with_errors: bool = True) -> dict[str, list[dict[str, Any]]]:
     start = dt.date(DEMO_YEAR - 1, 12, 1)
     for customer in customers:
         team = [customer["客户经理"], customer["技术经理"]]
+        warmth = rng.choice((0.15, 0.3, 0.5, 0.8, 1.0))  # some accounts are courted, others barely touched
+        mix = weights if warmth < 0.8 else [5, 10, 8, 6, 6, 5, 6, 5, 5, 3, 3, 1, 0.2]
         for day_offset in range(0, (DEMO_DATE - start).days + 1, 3):
             for rep in team:
-                if rng.random() > effort[rep] * 0.35:
+                if rng.random() > effort[rep] * 0.16 * warmth:
                     continue
-                action = rng.choices(actions, weights)[0]
+                action = rng.choices(actions, mix)[0]
                 log.append({
                     "日期": start + dt.timedelta(days=day_offset), "工号": rep, "客户编码": customer["客户编码"],
                     "联系人": rng.choice(_CONTACTS), "角色": rng.choice(_ROLES), "动作编码": action,
@@ -83,7 +92,7 @@ def demo_tables(with_errors: bool = True) -> dict[str, list[dict[str, Any]]]:
 
     targets = []
     for k, rep in enumerate(active):
-        floor = Decimal(30_000_000 + 5_000_000 * (k % 6))
+        floor = Decimal(60_000_000 + 10_000_000 * (k % 6))
         row: dict[str, Any] = {"年度": DEMO_YEAR, "工号": rep, "保底目标": floor, "挑战目标": floor * Decimal("1.4"),
                                "自报目标": floor * Decimal("1.1") if k % 3 else None}
         if k == 0:  # a seasonal split: quiet first quarter, strong fourth
@@ -100,7 +109,7 @@ def demo_tables(with_errors: bool = True) -> dict[str, list[dict[str, Any]]]:
             n += 1
             customer = mine[j % len(mine)]
             signed = dt.date(DEMO_YEAR, rng.randint(1, 10), rng.randint(1, 28))
-            amount = Decimal(rng.randrange(50, 1000)) * 100_000
+            amount = Decimal(rng.randrange(50, 600)) * 100_000
             margin = Decimal(rng.randrange(16, 36)) / 100
             done = signed + dt.timedelta(days=rng.randint(60, 200))
             order_id = f"SO{DEMO_YEAR}{n:03d}"
@@ -138,9 +147,41 @@ def demo_tables(with_errors: bool = True) -> dict[str, list[dict[str, Any]]]:
                           "预计签约月": f"{DEMO_YEAR}-09", "暂缓原因": None})
     tables["商机"] = _rows(opportunities)
 
+    _simulate_earlier_months(tables)
     if with_errors:
         _plant_errors(tables)
     return tables
+
+
+def as_raw(record: object, model: type[BaseModel]) -> dict[str, Any]:
+    """A result row as the raw row its sheet would hold (headers from the model's aliases)."""
+    return {f.alias: getattr(record, name) for name, f in model.model_fields.items() if f.alias}
+
+
+def _simulate_earlier_months(tables: dict[str, list[dict[str, Any]]]) -> None:
+    """Give the demo a past: the ranking of each earlier month (so streaks show) and a ledger in
+    which finance has paid what fell due by the end of last month, mostly on time."""
+    history: list[dict[str, Any]] = []
+    results = None
+    for month in range(1, DEMO_DATE.month):
+        month_end = dt.date(DEMO_YEAR, month + 1, 1) - dt.timedelta(days=1)
+        params = [r for r in tables[PARAM_SHEET] if r["参数"] != "评估日期"] + [{"row": 99, "参数": "评估日期", "值": month_end}]
+        problems = Problems()
+        book, inputs = read_workbook_tables({**tables, PARAM_SHEET: params, HISTORY_SHEET: _rows(history)},
+                                            month_end, problems)
+        assert book is not None, problems.items
+        results = compute(inputs, book, problems)
+        history = [as_raw(r, HistoryEntry) for r in results.history]
+    tables[HISTORY_SHEET] = _rows(history)
+    if results is None:
+        return
+    ledger = []
+    for i, line in enumerate(results.payouts):
+        row = as_raw(line, LedgerEntry)
+        if line.status is not PayStatus.CANCELLED and line.due_date <= results.book.evaluation_date:
+            row["实发日期"] = line.due_date + dt.timedelta(days=4 if i % 7 == 0 else 0)
+        ledger.append(row)
+    tables[PAYOUT_SHEET] = _rows(ledger)
 
 
 def _plant_errors(tables: dict[str, list[dict[str, Any]]]) -> None:

@@ -9,10 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from xlsales.core.money import pct, yuan
+from xlsales.core.payouts import PayStatus
 from xlsales.core.pipeline import Results
 from xlsales.core.problems import Problem
 from xlsales.core.ranking import Group
 
+_STATUS_STYLE = {PayStatus.OVERDUE: "red", PayStatus.CANCELLED: "dim"}
 _GROUP_STYLE = {Group.TOP: "green", Group.MIDDLE: "", Group.BOTTOM: "red"}
 
 
@@ -22,7 +24,10 @@ def _rate(value: Decimal | None) -> str:
 
 def print_results(results: Results, problems: list[Problem], console: Console | None = None,
                   payout_rows: int = 25) -> None:
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped or in CI: wide enough that no column is cut
+            console = Console(width=180)
     book = results.book
     console.rule(f"xlsales · {book.year} 年 · 评估日期 {book.evaluation_date.isoformat()}")
 
@@ -45,12 +50,16 @@ def print_results(results: Results, problems: list[Problem], console: Console | 
     counts = Counter(r.tier.value for r in results.ratings)
     console.print("等级分布：" + "  ".join(f"{k} {v}" for k, v in counts.items()))
 
-    payouts = Table(title=f"提成发放表（共 {len(results.payouts)} 行，显示前 {payout_rows} 行）")
-    for header in ("工号", "订单号", "项目", "阶段", "事件日期", "应发日期", "金额", "状态"):
-        payouts.add_column(header, justify="right" if header == "金额" else "left")
-    for line in results.payouts[:payout_rows]:
+    open_lines = [x for x in results.payouts if x.status is not PayStatus.PAID]
+    payouts = Table(title=f"提成发放表：未发、逾期、已取消与追回（{len(open_lines)} 行，共 {len(results.payouts)} 行；"
+                          f"显示前 {min(payout_rows, len(open_lines))} 行）")
+    for header in ("工号", "订单号", "项目", "阶段", "事件日期", "应发日期", "金额", "状态", "计算说明"):
+        payouts.add_column(header, justify="right" if header == "金额" else "left",
+                           overflow="fold", max_width=60 if header == "计算说明" else None)
+    for line in open_lines[:payout_rows]:
         payouts.add_row(line.rep_id, line.order_id or "", line.item.value, line.stage, line.event_date.isoformat(),
-                        line.due_date.isoformat(), yuan(line.amount), line.status.value)
+                        line.due_date.isoformat(), yuan(line.amount), line.status.value, line.explanation,
+                        style=_STATUS_STYLE.get(line.status, ""))
     console.print(payouts)
 
     summary = Table(title="提成汇总")
