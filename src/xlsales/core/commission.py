@@ -5,16 +5,15 @@ Amounts here are exact (unrounded); rounding happens when payout lines are produ
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from xlsales.core.models import Customer, Order
 from xlsales.core.money import ZERO, clamp, num, pct, yuan
 from xlsales.core.rulebook import Rulebook
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):  # NamedTuples: a big team has 50,000 orders a year
     amount: Decimal
     multiplier: Decimal
 
@@ -32,10 +31,14 @@ def split_into_bands(before: Decimal, amount: Decimal, edges: list[tuple[Decimal
     """Split the increment [before, before + amount) of the year-to-date total at band edges."""
     segments: list[Segment] = []
     after = before + amount
+    last = len(edges) - 1
     for i, (start, multiplier) in enumerate(edges):
-        end = edges[i + 1][0] if i + 1 < len(edges) else None
-        low = max(start, before)
-        high = after if end is None else min(end, after)
+        if i < last and edges[i + 1][0] <= before:
+            continue  # this band is already full
+        if start >= after:
+            break
+        high = after if i == last or edges[i + 1][0] > after else edges[i + 1][0]
+        low = before if before > start else start
         if high > low:
             segments.append(Segment(high - low, multiplier))
     return segments
@@ -54,8 +57,7 @@ def margin_bonus(amount: Decimal, margin: Decimal, book: Rulebook) -> Decimal:
         * p.margin_bonus_share
 
 
-@dataclass(frozen=True, slots=True)
-class OrderEarnings:
+class OrderEarnings(NamedTuple):
     order: Order
     ytd_before: Decimal
     segments: tuple[Segment, ...]
@@ -70,23 +72,30 @@ def year_earnings(orders: Iterable[Order], floor: Decimal, challenge: Decimal, b
     """A rep's orders of one year, in (签约日期, 订单号) order, each filling the year-to-date total."""
     p = book.params
     edges = band_edges(book, floor, challenge)
+    # texts that do not depend on the order, formatted once
+    rate, red_line = p.base_rate, pct(p.margin_red_line)
+    times = {m: f"×{pct(rate)}×{num(m)}" for _, m in edges}
+    low, width = p.margin_bonus_low, p.margin_bonus_high - p.margin_bonus_low
+    bonus_range = f" 在 {pct(low)}～{pct(p.margin_bonus_high)} 间计 "
+    bonus_share = f")×{pct(p.margin_bonus_share)} = "
     total = ZERO
     out: list[OrderEarnings] = []
     for order in sorted(orders, key=lambda o: (o.signed, o.order_id)):
         segments = tuple(split_into_bands(total, order.amount, edges))
+        amount_text, margin_text = yuan(order.amount), pct(order.margin)
         below = order.margin < p.margin_red_line
         if below:
             commission = ZERO
-            text = (f"毛利率 {pct(order.margin)} 低于红线 {pct(p.margin_red_line)}，不计提成"
-                    f"（{yuan(order.amount)} 仍计入累计业绩）")
+            text = f"毛利率 {margin_text} 低于红线 {red_line}，不计提成（{amount_text} 仍计入累计业绩）"
         else:
-            commission = sum((s.amount * p.base_rate * s.multiplier for s in segments), ZERO)
-            parts = " + ".join(f"{yuan(s.amount)}×{pct(p.base_rate)}×{num(s.multiplier)}" for s in segments)
+            commission = sum((s.amount * rate * s.multiplier for s in segments), ZERO)
+            parts = " + ".join(f"{yuan(s.amount)}{times[s.multiplier]}" for s in segments)
             text = f"累计 {yuan(total)}→{yuan(total + order.amount)}：{parts or '0'} = {yuan(commission)}"
         bonus = margin_bonus(order.amount, order.margin, book)
-        band = clamp(order.margin - p.margin_bonus_low, ZERO, p.margin_bonus_high - p.margin_bonus_low)
-        bonus_text = (f"{yuan(order.amount)}×(毛利率 {pct(order.margin)} 在 {pct(p.margin_bonus_low)}～"
-                      f"{pct(p.margin_bonus_high)} 间计 {pct(band)})×{pct(p.margin_bonus_share)} = {yuan(bonus)}")
+        bonus_text = ""
+        if bonus:  # no bonus, no bonus lines to explain
+            band = clamp(order.margin - low, ZERO, width)
+            bonus_text = f"{amount_text}×(毛利率 {margin_text}{bonus_range}{pct(band)}{bonus_share}{yuan(bonus)}"
         out.append(OrderEarnings(order, total, segments, commission, bonus, below, text, bonus_text))
         total += order.amount
     return out

@@ -25,7 +25,10 @@ class Tier(StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Tier).index(self)
+        return _TIER_RANK[self]
+
+
+_TIER_RANK = {tier: i for i, tier in enumerate(Tier)}
 
 
 class RepStatus(StrEnum):

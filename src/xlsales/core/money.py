@@ -9,13 +9,16 @@ ONE = Decimal(1)
 FEN = Decimal("0.01")
 
 
+_PLACES = {n: Decimal(1).scaleb(-n) for n in range(0, 9)}
+
+
 def to_fen(amount: Decimal) -> Decimal:
     """Round half-up to 0.01 元 (the only rounding money ever gets)."""
     return amount.quantize(FEN, rounding=ROUND_HALF_UP)
 
 
 def round_to(value: Decimal, places: int) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return value.quantize(_PLACES[places], rounding=ROUND_HALF_UP)
 
 
 def clamp(value: Decimal, low: Decimal, high: Decimal) -> Decimal:
@@ -24,13 +27,12 @@ def clamp(value: Decimal, low: Decimal, high: Decimal) -> Decimal:
 
 def yuan(amount: Decimal) -> str:
     """1234567.8 -> '1,234,567.80' (for 计算说明 texts)."""
-    return f"{to_fen(amount):,.2f}"
+    return f"{amount.quantize(FEN, ROUND_HALF_UP):,}"
 
 
 def pct(rate: Decimal, places: int = 2) -> str:
     """0.025 -> '2.5%' without float noise; at most `places` decimals of a percent."""
-    value = round_to(rate * 100, places).normalize()
-    return f"{value:f}%" if value != value.to_integral() else f"{value.to_integral():f}%"
+    return f"{(rate * 100).quantize(_PLACES[places], ROUND_HALF_UP).normalize():f}%"
 
 
 def num(value: Decimal) -> str:

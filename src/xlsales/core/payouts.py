@@ -7,14 +7,15 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from pydantic import Field
 
 from xlsales.core.commission import OrderEarnings
 from xlsales.core.models import Collection, Day, Num, OptDay, OptText, Order, Progress, Record, Text
-from xlsales.core.money import ZERO, pct, to_fen, yuan
+from xlsales.core.money import FEN, ONE, ZERO, pct, to_fen, yuan
 from xlsales.core.problems import Problems
 from xlsales.core.rulebook import Rulebook, StageName
 
@@ -90,9 +91,8 @@ def line_id(rep: str, order: str | None, item: Item, stage: str, event: dt.date 
     return "/".join((rep, order or "-", item.value, stage, when))
 
 
-@dataclass(frozen=True, slots=True)
-class Release:
-    stage: StageName
+class Release(NamedTuple):
+    stage: str
     date: dt.date
     before: Decimal  # the component's cumulative released fraction before this event
     after: Decimal
@@ -100,41 +100,47 @@ class Release:
 
 
 class OrderEvents:
-    """Collections and progress of each order, as of the evaluation date."""
+    """Collections and progress of each order, as of the evaluation date; collections or progress
+    on the same day are one event."""
 
     def __init__(self, orders: dict[str, Order], collections: Iterable[Collection], progress: Iterable[Progress],
                  evaluation_date: dt.date, problems: Problems) -> None:
-        self.collections: dict[str, list[tuple[dt.date, Decimal]]] = defaultdict(list)
-        self.progress: dict[str, list[tuple[dt.date, Decimal]]] = defaultdict(list)
-        by_order: dict[str, dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+        self.collections: dict[str, list[tuple[dt.date, Decimal]]] = {}
+        self.progress: dict[str, list[tuple[dt.date, Decimal]]] = {}
         rows: dict[str, list[Collection]] = defaultdict(list)
         for c in collections:
             if c.order_id not in orders:
                 problems.error(COLLECTION_SHEET, c.row, "订单号", c.order_id,
                                f"订单表里没有订单号“{c.order_id}”：请核对订单号")
             elif c.date <= evaluation_date:
-                by_order[c.order_id][c.date] += c.amount
                 rows[c.order_id].append(c)
-        for order_id, per_day in by_order.items():
-            self.collections[order_id] = sorted(per_day.items())
-            _flag_over_collection(orders[order_id], rows[order_id], problems)
+        for order_id, mine in rows.items():
+            mine.sort(key=lambda c: (c.date, c.row or 0))
+            merged: list[tuple[dt.date, Decimal]] = []
+            for c in mine:
+                if merged and merged[-1][0] == c.date:
+                    merged[-1] = (c.date, merged[-1][1] + c.amount)
+                else:
+                    merged.append((c.date, c.amount))
+            self.collections[order_id] = merged
+            _flag_over_collection(orders[order_id], mine, problems)
         for p in progress:
             if p.order_id not in orders:
                 problems.error(PROGRESS_SHEET, p.row, "订单号", p.order_id,
                                f"订单表里没有订单号“{p.order_id}”：请核对订单号")
             elif p.date <= evaluation_date:
-                self.progress[p.order_id].append((p.date, p.cumulative))
+                self.progress.setdefault(p.order_id, []).append((p.date, p.cumulative))
         for points in self.progress.values():
             points.sort()
             best = ZERO
             for i, (day, value) in enumerate(points):
-                best = max(best, value)
+                best = max(best, value)  # completion never goes back: a lower figure releases nothing
                 points[i] = (day, best)
 
 
 def _flag_over_collection(order: Order, rows: list[Collection], problems: Problems) -> None:
     total = ZERO
-    for c in sorted(rows, key=lambda c: (c.date, c.row or 0)):
+    for c in rows:
         before, total = total, total + c.amount
         if total > order.amount >= before:
             problems.warn(COLLECTION_SHEET, c.row, "回款金额", c.amount,
@@ -142,73 +148,89 @@ def _flag_over_collection(order: Order, rows: list[Collection], problems: Proble
                           "超出部分不再发放提成，请核对回款")
 
 
-def releases(order: Order, book: Rulebook, events: OrderEvents) -> list[Release]:
-    """The share of a component released at each event, cumulatively, in date order."""
-    shares = {s.stage: s.share for s in book.stages if s.share > 0}
-    steps: list[tuple[dt.date, int, StageName, Decimal, str]] = []
-    order_of = {s: i for i, s in enumerate(StageName)}
-    if StageName.SIGNING in shares:
-        steps.append((order.signed, 0, StageName.SIGNING, shares[StageName.SIGNING], "签约"))
-    if StageName.REVENUE in shares:
-        previous = ZERO
-        for day, cumulative in events.progress.get(order.order_id, []):
-            if cumulative > previous:
-                steps.append((day, order_of[StageName.REVENUE], StageName.REVENUE,
-                              shares[StageName.REVENUE] * (cumulative - previous),
-                              f"完工进度 {pct(previous)}→{pct(cumulative)}"))
-                previous = cumulative
-    if StageName.COLLECTION in shares and order.amount > 0:
-        collected, previous = ZERO, ZERO
-        for day, amount in events.collections.get(order.order_id, []):
-            collected += amount
-            ratio = min(collected / order.amount, Decimal(1))
-            if ratio > previous:
-                steps.append((day, order_of[StageName.COLLECTION], StageName.COLLECTION,
-                              shares[StageName.COLLECTION] * (ratio - previous),
-                              f"回款进度 {pct(previous)}→{pct(ratio)}（累计回款 {yuan(collected)}÷合同 {yuan(order.amount)}）"))
-                previous = ratio
-    if StageName.COMPLETION in shares and order.completed is not None and order.completed <= book.evaluation_date:
-        steps.append((order.completed, order_of[StageName.COMPLETION], StageName.COMPLETION,
-                      shares[StageName.COMPLETION], f"完工 {order.completed.isoformat()}"))
-    steps.sort(key=lambda s: (s[0], s[1]))
-    out: list[Release] = []
-    released = ZERO
-    for day, _, stage, fraction, detail in steps:
-        share = next(s.share for s in book.stages if s.stage is stage)
-        text = f"{stage.value} {pct(share)}" + ("" if stage is StageName.SIGNING else f" × {detail}")
-        out.append(Release(stage, day, released, released + fraction, text))
-        released += fraction
-    return out
+_STAGE_ORDER = {s.value: i for i, s in enumerate(StageName)}
+_SIGNING, _REVENUE, _COLLECTION, _COMPLETION = (s.value for s in StageName)
 
 
-def component_lines(rep: str, name: str, order: Order, item: Item, total: Decimal, what: str,
-                    steps: list[Release], book: Rulebook) -> list[PayoutLine]:
-    """One line per release; amounts rounded cumulatively so the lines add up to the rounded total."""
-    lines: list[PayoutLine] = []
-    delay = dt.timedelta(days=book.params.payout_delay_days)
-    for step in steps:
-        amount = to_fen(total * step.after) - to_fen(total * step.before)
-        if amount == 0:
-            continue
-        lines.append(PayoutLine(
-            line_id=line_id(rep, order.order_id, item, step.stage.value, step.date),
-            rep_id=rep, name=name, order_id=order.order_id, item=item, stage=step.stage.value,
-            event_date=step.date, due_date=step.date + delay, amount=amount,
-            explanation=f"{item.value} {yuan(total)}（{what}）× {step.detail} = {yuan(amount)}",
-            status=PayStatus.DUE, paid_date=None, year=order.signed.year,
-        ))
-    return lines
+class ReleasePlan:
+    """The stage table of a run, prepared once: shares, texts and the payout delay."""
 
+    def __init__(self, book: Rulebook) -> None:
+        self.shares: dict[str, Decimal] = {s.stage.value: s.share for s in book.stages if s.share > 0}
+        self.labels = {stage: f"{stage} {pct(share)}" for stage, share in self.shares.items()}
+        self.delay = dt.timedelta(days=book.params.payout_delay_days)
+        self.evaluation_date = book.evaluation_date
 
-def order_lines(earnings: OrderEarnings, name: str, book: Rulebook, events: OrderEvents) -> list[PayoutLine]:
-    order = earnings.order
-    steps = releases(order, book, events)
-    lines = component_lines(order.rep_id, name, order, Item.COMMISSION, earnings.commission,
-                            earnings.commission_text, steps, book)
-    if earnings.bonus:
-        lines += component_lines(order.rep_id, name, order, Item.MARGIN_BONUS, earnings.bonus,
-                                 earnings.bonus_text, steps, book)
-    return lines
+    def releases(self, order: Order, events: OrderEvents) -> list[Release]:
+        """The share of a component released at each event, cumulatively, in date order."""
+        shares = self.shares
+        steps: list[tuple[dt.date, int, str, Decimal, str]] = []
+        if _SIGNING in shares:
+            steps.append((order.signed, 0, _SIGNING, shares[_SIGNING], ""))
+        share = shares.get(_REVENUE)
+        if share is not None:
+            previous = ZERO
+            for day, cumulative in events.progress.get(order.order_id, ()):
+                if cumulative > previous:
+                    steps.append((day, 1, _REVENUE, share * (cumulative - previous),
+                                  f" × 完工进度 {pct(previous)}→{pct(cumulative)}"))
+                    previous = cumulative
+        share = shares.get(_COLLECTION)
+        if share is not None and order.amount > 0:
+            collected, previous = ZERO, ZERO
+            contract = yuan(order.amount)
+            for day, amount in events.collections.get(order.order_id, ()):
+                collected += amount
+                ratio = min(collected / order.amount, ONE)
+                if ratio > previous:
+                    steps.append((day, 2, _COLLECTION, share * (ratio - previous),
+                                  f" × 回款进度 {pct(previous)}→{pct(ratio)}（累计回款 {yuan(collected)}÷合同 {contract}）"))
+                    previous = ratio
+        share = shares.get(_COMPLETION)
+        if share is not None and order.completed is not None and order.completed <= self.evaluation_date:
+            steps.append((order.completed, 3, _COMPLETION, share, f" × 完工 {order.completed.isoformat()}"))
+        if len(steps) > 1:
+            steps.sort(key=lambda s: (s[0], s[1]))
+        out: list[Release] = []
+        released = ZERO
+        for day, _, stage, fraction, detail in steps:
+            after = released + fraction
+            out.append(Release(stage, day, released, after, self.labels[stage] + detail))
+            released = after
+        return out
+
+    def component_lines(self, rep: str, name: str, order: Order, item: Item, total: Decimal, what: str,
+                        steps: list[Release]) -> list[PayoutLine]:
+        """One line per release; amounts rounded cumulatively so the lines add up to the rounded total."""
+        lines: list[PayoutLine] = []
+        item_text = item.value
+        head = f"{item_text} {yuan(total)}（{what}）× "
+        prefix = f"{rep}/{order.order_id}/{item_text}/"
+        year = order.signed.year
+        paid_before = ZERO
+        for step in steps:
+            paid_after = (total * step.after).quantize(FEN, ROUND_HALF_UP)
+            amount = paid_after - paid_before
+            paid_before = paid_after
+            if not amount:
+                continue
+            day = step.date
+            lines.append(PayoutLine(
+                f"{prefix}{step.stage}/{day.year:04d}{day.month:02d}{day.day:02d}", rep, name, order.order_id, item,
+                step.stage, day, day + self.delay, amount, f"{head}{step.detail} = {yuan(amount)}", PayStatus.DUE,
+                None, year,
+            ))
+        return lines
+
+    def order_lines(self, earnings: OrderEarnings, name: str, events: OrderEvents) -> list[PayoutLine]:
+        order = earnings.order
+        steps = self.releases(order, events)
+        lines = self.component_lines(order.rep_id, name, order, Item.COMMISSION, earnings.commission,
+                                     earnings.commission_text, steps)
+        if earnings.bonus:
+            lines += self.component_lines(order.rep_id, name, order, Item.MARGIN_BONUS, earnings.bonus,
+                                          earnings.bonus_text, steps)
+        return lines
 
 
 def single_line(rep: str, name: str, order_id: str | None, item: Item, stage: str, event: dt.date,
@@ -337,13 +359,15 @@ class OnTimeRate:
 
 
 def on_time_rates(lines: Iterable[PayoutLine], evaluation_date: dt.date) -> list[OnTimeRate]:
-    due: dict[str, int] = defaultdict(int)
-    ok: dict[str, int] = defaultdict(int)
+    due: dict[tuple[int, int], int] = defaultdict(int)
+    ok: dict[tuple[int, int], int] = defaultdict(int)
+    cancelled = PayStatus.CANCELLED
     for line in lines:
-        if line.status is PayStatus.CANCELLED or line.due_date > evaluation_date:
+        day = line.due_date
+        if day > evaluation_date or line.status is cancelled:
             continue
-        month = f"{line.due_date.year:04d}-{line.due_date.month:02d}"
+        month = (day.year, day.month)
         due[month] += 1
-        if line.paid_date is not None and line.paid_date <= line.due_date:
+        if line.paid_date is not None and line.paid_date <= day:
             ok[month] += 1
-    return [OnTimeRate(m, due[m], ok[m]) for m in sorted(due)]
+    return [OnTimeRate(f"{y:04d}-{m:02d}", due[(y, m)], ok[(y, m)]) for y, m in sorted(due)]

@@ -1,0 +1,428 @@
+"""The workbook contract as sheets: core results -> output sheets, and new workbooks to start from.
+
+Headers are those of shared/spec/workbook.md, in that order; extra columns (商机预测's 暂缓原因)
+follow the contract ones. `result_sheets` maps a run's results to every output sheet,
+`init_workbook` writes a new empty contract workbook, `write_tables` writes raw rows (such as
+demo_tables()) into a new workbook for demos and tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from xlsales.adapters.xlsx_writer import (
+    Column,
+    SheetOut,
+    WorkbookLocked,
+    clean_text,
+    column_letter,
+    column_widths,
+    lock_files,
+    write_sheets,
+)
+from xlsales.core.models import OpportunityStatus, RepStatus, Tier
+from xlsales.core.payouts import PayoutLine, PayStatus
+from xlsales.core.pipeline import Results, SummaryRow
+from xlsales.core.problems import Level, Problem
+from xlsales.core.ranking import Group, RankingRow
+from xlsales.core.rulebook import (
+    BAND_SHEET,
+    CATALOG_SHEET,
+    PARAM_SHEET,
+    ROLE_SHEET,
+    STAGE_SHEET,
+    TIER_SHEET,
+    BandStart,
+    Parameters,
+    StageName,
+    default_tables,
+)
+from xlsales.core.tiers import CustomerRating, ForecastRow
+
+# --- the contract -------------------------------------------------------------------------------
+
+RATINGS_SHEET = "关系评分"
+RANKING_SHEET = "月度排名"
+HISTORY_SHEET = "排名历史"
+PAYOUT_SHEET = "提成发放表"
+SUMMARY_SHEET = "提成汇总"
+FORECAST_SHEET = "商机预测"
+PROBLEM_SHEET = "校验结果"
+
+_RANKING_COLUMNS = (("月份", "text"), ("排名", "int"), ("工号", "text"), ("姓名", "text"), ("业绩完成率", "percent"),
+                    ("月度关系得分", "number"), ("综合得分", "number"), ("分组", "text"), ("连续垫底月数", "int"))
+
+OUTPUT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    RATINGS_SHEET: (("客户编码", "text"), ("客户名称", "text"), ("客户经理", "text"), ("关系分", "number"),
+                    ("已达指标", "text"), ("缺少指标", "text"), ("等级", "text"), ("赢单概率", "percent"),
+                    ("自评等级", "text"), ("提示", "text")),
+    RANKING_SHEET: _RANKING_COLUMNS,
+    HISTORY_SHEET: _RANKING_COLUMNS,
+    PAYOUT_SHEET: (("行ID", "text"), ("工号", "text"), ("姓名", "text"), ("订单号", "text"), ("项目", "text"),
+                   ("阶段", "text"), ("事件日期", "date"), ("应发日期", "date"), ("金额", "money"), ("计算说明", "text"),
+                   ("状态", "text"), ("实发日期", "date")),
+    SUMMARY_SHEET: (("工号", "text"), ("姓名", "text"), ("年度订单额", "money"), ("保底目标", "money"),
+                    ("挑战目标", "money"), ("完成率", "percent"), ("应发合计", "money"), ("已发合计", "money"),
+                    ("未发合计", "money"), ("追回合计", "money")),
+    FORECAST_SHEET: (("商机编码", "text"), ("客户编码", "text"), ("工号", "text"), ("金额", "money"), ("状态", "text"),
+                     ("等级", "text"), ("赢单概率", "percent"), ("加权金额", "money"), ("暂缓原因", "text")),
+    PROBLEM_SHEET: (("级别", "text"), ("工作表", "text"), ("单元格", "text"), ("值", "text"), ("说明", "text")),
+}
+OUTPUT_SHEETS: tuple[str, ...] = tuple(OUTPUT_COLUMNS)
+# the headers workbook.md names (OUTPUT_COLUMNS may add more after them)
+CONTRACT_HEADERS: dict[str, tuple[str, ...]] = {
+    name: tuple(h for h, _ in cols if not (name == FORECAST_SHEET and h == "暂缓原因"))
+    for name, cols in OUTPUT_COLUMNS.items()
+}
+
+MONTHS = tuple(f"{m}月" for m in range(1, 13))
+INPUT_HEADERS: dict[str, tuple[str, ...]] = {
+    PARAM_SHEET: ("参数", "值", "说明"),
+    CATALOG_SHEET: ("动作编码", "动作名称", "分值", "系数", "每月上限", "指标", "需审批"),
+    ROLE_SHEET: ("角色", "系数"),
+    "销售人员": ("工号", "姓名", "区域", "状态"),
+    "客户": ("客户编码", "客户名称", "客户经理", "技术经理", "服务经理", "必保", "战略突破奖", "立场", "自评等级"),
+    "客户关系记录": ("日期", "工号", "客户编码", "联系人", "角色", "动作编码", "次数", "审批状态", "备注"),
+    TIER_SHEET: ("等级", "最低关系分", "必备指标", "赢单概率"),
+    "业绩目标": ("年度", "工号", "保底目标", "挑战目标", "自报目标", *MONTHS),
+    BAND_SHEET: ("起点", "倍数"),
+    STAGE_SHEET: ("阶段", "比例"),
+    "商机": ("商机编码", "客户编码", "工号", "金额", "状态", "状态日期", "预计签约月", "暂缓原因"),
+    "订单": ("订单号", "签约日期", "工号", "客户编码", "合同金额", "毛利率", "完工日期"),
+    "回款": ("订单号", "回款日期", "回款金额"),
+    "进度": ("订单号", "日期", "累计完工比例"),
+}
+
+# how an input column is formatted (headers not listed are general)
+INPUT_KINDS: dict[str, str] = {
+    **dict.fromkeys(("日期", "签约日期", "完工日期", "回款日期", "状态日期"), "date"),
+    **dict.fromkeys(("合同金额", "回款金额", "金额", "保底目标", "挑战目标", "自报目标", "战略突破奖", *MONTHS), "money"),
+    **dict.fromkeys(("毛利率", "累计完工比例", "赢单概率", "比例"), "percent"),
+    **dict.fromkeys(("工号", "客户编码", "订单号", "商机编码", "动作编码", "客户经理", "技术经理", "服务经理", "预计签约月"),
+                    "text"),
+    **dict.fromkeys(("年度", "次数", "每月上限"), "int"),
+}
+# rule-sheet columns whose default values are written as Decimal text ("0.5"): stored as numbers
+_RULE_NUMBERS = {CATALOG_SHEET: {"分值", "系数", "每月上限"}, ROLE_SHEET: {"系数"}, TIER_SHEET: {"最低关系分", "赢单概率"},
+                 BAND_SHEET: {"起点", "倍数"}, STAGE_SHEET: {"比例"}}
+# dropdowns for the closed lists of the contract
+_CHOICES: dict[tuple[str, str], list[str]] = {
+    ("销售人员", "状态"): [s.value for s in RepStatus],
+    ("客户", "必保"): ["是", "否"],
+    ("客户", "自评等级"): [t.value for t in Tier],
+    (CATALOG_SHEET, "需审批"): ["是", "否"],
+    (TIER_SHEET, "等级"): [t.value for t in Tier],
+    (BAND_SHEET, "起点"): [b.value for b in BandStart],
+    (STAGE_SHEET, "阶段"): [s.value for s in StageName],
+    ("商机", "状态"): [s.value for s in OpportunityStatus],
+}
+
+JOIN = "、"  # indicator lists
+HINT_JOIN = "；"  # hint sentences
+
+_STATUS_FILLS = {PayStatus.OVERDUE: "red", PayStatus.CANCELLED: "grey", PayStatus.PAID: "green"}
+_GROUP_FILLS = {Group.TOP: "green", Group.BOTTOM: "red"}
+_LEVEL_FILLS = {Level.ERROR: "red", Level.WARNING: "amber"}
+
+
+def _columns(name: str) -> list[Column]:
+    return [Column(h, k) for h, k in OUTPUT_COLUMNS[name]]  # type: ignore[arg-type]
+
+
+def _joined(items: Iterable[str], order: Sequence[str] | None = None) -> str | None:
+    rank = {v: i for i, v in enumerate(order or ())}
+    values = sorted(items, key=lambda v: (rank.get(v, len(rank)), v))
+    return JOIN.join(values) or None
+
+
+# --- results -> output sheets -------------------------------------------------------------------
+
+def ratings_sheet(ratings: Iterable[CustomerRating], indicator_order: Sequence[str] | None = None) -> SheetOut:
+    """关系评分; indicators in `indicator_order` (the catalog's order) where given, else by name."""
+    rows: list[list[Any]] = []
+    fills: list[str | None] = []
+    for r in ratings:
+        rows.append([r.code, r.name, r.account_manager, r.score, _joined(r.held, indicator_order),
+                     _joined(r.missing, indicator_order), r.tier.value, r.probability,
+                     r.claimed.value if r.claimed is not None else None, HINT_JOIN.join(r.hints) or None])
+        fills.append("red" if r.tier is Tier.AGAINST else "amber" if r.over_claimed else None)
+    return SheetOut(RATINGS_SHEET, _columns(RATINGS_SHEET), rows, fills)
+
+
+def ranking_sheet(rows: Iterable[RankingRow], name: str = RANKING_SHEET) -> SheetOut:
+    """月度排名 (or, with name=排名历史, the history): 前30% green, 后15% red."""
+    out: list[list[Any]] = []
+    fills: list[str | None] = []
+    for r in rows:
+        out.append([r.month, r.rank, r.rep_id, r.name, r.attainment, r.relationship, r.score, r.group.value,
+                    r.bottom_streak])
+        fills.append(_GROUP_FILLS.get(r.group))
+    return SheetOut(name, _columns(name), out, fills)
+
+
+def payouts_sheet(lines: Iterable[PayoutLine], protect: bool = True) -> SheetOut:
+    """提成发放表: 逾期 red, 已取消 grey, 已发 green; only 实发日期 stays editable (when protected)."""
+    rows: list[list[Any]] = []
+    fills: list[str | None] = []
+    for x in lines:
+        rows.append([x.line_id, x.rep_id, x.name, x.order_id, x.item.value, x.stage, x.event_date, x.due_date,
+                     x.amount, x.explanation, x.status.value, x.paid_date])
+        fills.append(_STATUS_FILLS.get(x.status))
+    return SheetOut(PAYOUT_SHEET, _columns(PAYOUT_SHEET), rows, fills, editable={"实发日期"} if protect else set())
+
+
+def summary_sheet(rows: Iterable[SummaryRow]) -> SheetOut:
+    out = [[s.rep_id, s.name, s.orders_total, s.floor, s.challenge, s.attainment, s.due_total, s.paid_total,
+            s.unpaid_total, s.clawback_total] for s in rows]
+    return SheetOut(SUMMARY_SHEET, _columns(SUMMARY_SHEET), out)
+
+
+def forecast_sheet(rows: Iterable[ForecastRow]) -> SheetOut:
+    """商机预测 (+ 暂缓原因); paused opportunities amber."""
+    out: list[list[Any]] = []
+    fills: list[str | None] = []
+    for f in rows:
+        out.append([f.code, f.customer, f.rep_id, f.amount, f.status.value, f.tier.value if f.tier else None,
+                    f.probability, f.weighted, f.pause_reason])
+        fills.append("amber" if f.status is OpportunityStatus.PAUSED else None)
+    return SheetOut(FORECAST_SHEET, _columns(FORECAST_SHEET), out, fills)
+
+
+def no_cell(problem: Problem) -> str:
+    return ""
+
+
+def cell_lookup(columns: Mapping[str, Mapping[str, int | str]]) -> Callable[[Problem], str]:
+    """A `cell_of` from sheet -> header -> column (0-based index or letters): 订单, 第 14 行, 合同金额 -> E14.
+    A problem without a row or an unknown header gets "" (a whole-sheet finding)."""
+
+    def cell_of(problem: Problem) -> str:
+        if problem.row is None or problem.field is None:
+            return ""
+        column = columns.get(problem.sheet, {}).get(problem.field)
+        if column is None:
+            return ""
+        letters = column_letter(column) if isinstance(column, int) else column
+        return f"{letters}{problem.row}"
+
+    return cell_of
+
+
+def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell) -> SheetOut:
+    """校验结果: 错误 red, 警告 amber."""
+    rows: list[list[Any]] = []
+    fills: list[str | None] = []
+    for p in problems:
+        rows.append([p.level.value, p.sheet, cell_of(p) or None, p.value or None, p.message])
+        fills.append(_LEVEL_FILLS.get(p.level))
+    return SheetOut(PROBLEM_SHEET, _columns(PROBLEM_SHEET), rows, fills)
+
+
+def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell,
+                  protect_payouts: bool = True) -> list[SheetOut]:
+    """Every output sheet of the contract, in the contract's order."""
+    indicators: list[str] = []
+    for action in results.book.actions.values():
+        if action.indicator and action.indicator not in indicators:
+            indicators.append(action.indicator)
+    return [
+        ratings_sheet(results.ratings, indicators),
+        ranking_sheet(results.ranking, RANKING_SHEET),
+        ranking_sheet(results.history, HISTORY_SHEET),
+        payouts_sheet(results.payouts, protect=protect_payouts),
+        summary_sheet(results.summary),
+        forecast_sheet(results.forecast),
+        problems_sheet(problems, cell_of),
+    ]
+
+
+def empty_output_sheets() -> list[SheetOut]:
+    """Every output sheet with its headers and no rows (what `init_workbook` adds)."""
+    return [SheetOut(name, _columns(name), [], editable={"实发日期"} if name == PAYOUT_SHEET else set())
+            for name in OUTPUT_SHEETS]
+
+
+# --- new workbooks (XlsxWriter) -----------------------------------------------------------------
+
+_FORMATS = {"money": "#,##0.00", "percent": "0.00%", "date": "yyyy-mm-dd", "int": "0", "text": "@", "number": "0.00"}
+
+
+def parameter_rows() -> list[dict[str, Any]]:
+    """参数 as rows: every parameter by its Chinese name, its default and its help text."""
+    rows = []
+    for info in Parameters.model_fields.values():
+        default = info.default
+        rows.append({"参数": info.alias, "值": default, "说明": info.description})
+    return rows
+
+
+def init_workbook(path: str | Path, *, overwrite: bool = False, outputs: bool = True,
+                  vba_project: str | Path | None = None) -> None:
+    """A new contract workbook: every input sheet with its headers, the default rule tables, 参数
+    listing every parameter (name, default, 说明), and (outputs=True) the empty output sheets.
+    A .xlsm needs `vba_project` (a vbaProject.bin)."""
+    tables: dict[str, list[dict[str, Any]]] = {name: [] for name in INPUT_HEADERS}
+    tables.update({k: list(v) for k, v in default_tables().items()})
+    tables[PARAM_SHEET] = parameter_rows()
+    _new_workbook(path, tables, overwrite=overwrite, vba_project=vba_project,
+                  outputs=empty_output_sheets() if outputs else [])
+
+
+def write_tables(path: str | Path, tables: Mapping[str, Sequence[Mapping[str, Any]]], *, overwrite: bool = False,
+                 vba_project: str | Path | None = None) -> None:
+    """Raw rows (header -> value, plus "row", the sheet row to write to) into a new workbook, one sheet
+    per table. Contract sheets get the contract headers first (also when empty), then any other keys."""
+    _new_workbook(path, tables, overwrite=overwrite, vba_project=vba_project, outputs=[])
+
+
+def _headers(sheet: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    headers = [h for h, _ in OUTPUT_COLUMNS[sheet]] if sheet in OUTPUT_COLUMNS else list(INPUT_HEADERS.get(sheet, ()))
+    seen = set(headers)
+    for row in rows:
+        for key in row:
+            if key != "row" and key not in seen:
+                seen.add(key)
+                headers.append(key)
+    return headers
+
+
+def _kind(sheet: str, header: str) -> str:
+    if sheet in OUTPUT_COLUMNS:
+        return dict(OUTPUT_COLUMNS[sheet]).get(header, "text")
+    if sheet == PARAM_SHEET:
+        return "text" if header in ("参数", "说明") else "general"
+    return INPUT_KINDS.get(header, "general")
+
+
+def _as_number(value: str) -> Decimal | None:
+    try:
+        number = Decimal(value.strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _new_workbook(path: str | Path, tables: Mapping[str, Sequence[Mapping[str, Any]]], *, overwrite: bool,
+                  vba_project: str | Path | None, outputs: list[SheetOut]) -> None:
+    import xlsxwriter  # a new file only; existing workbooks are written by xlsx_writer
+
+    path = Path(path)
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise ValueError(f"工作簿文件名应以 .xlsx 或 .xlsm 结尾：{path.name}")
+    if path.suffix.lower() == ".xlsm" and vba_project is None:
+        raise ValueError(f"{path.name}：.xlsm 工作簿需要宏工程（vbaProject.bin）；不需要宏请用 .xlsx")
+    if path.exists() and not overwrite:
+        raise ValueError(f"工作簿“{path.name}”已存在：不会覆盖，请换一个文件名或先删除它")
+    if path.exists() and any(lock.exists() for lock in lock_files(path)):
+        raise WorkbookLocked(f"工作簿“{path.name}”正在被其他程序打开：请先关闭它再运行")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.xlsales-", suffix=path.suffix, dir=path.parent)
+    except PermissionError:
+        raise WorkbookLocked(f"无法在“{path.parent}”里新建工作簿：请检查文件夹的写入权限") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        book = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_numbers": False,
+                                              "strings_to_urls": False})
+        if vba_project is not None:
+            book.add_vba_project(str(vba_project))
+            book.set_vba_name("ThisWorkbook")
+        formats = _Formats(book)
+        for sheet, rows in tables.items():
+            _write_table(book, formats, sheet, rows)
+        book.close()
+        if outputs:
+            write_sheets(tmp, outputs)
+        try:
+            os.replace(tmp, path)
+        except PermissionError:
+            raise WorkbookLocked(f"无法写入工作簿“{path.name}”：文件正在被其他程序打开，或没有写入权限") from None
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+class _Formats:
+    def __init__(self, book: Any) -> None:
+        self.book = book
+        self.cache: dict[tuple[str, bool], Any] = {}
+
+    def get(self, kind: str, header: bool = False) -> Any:
+        key = (kind, header)
+        if key not in self.cache:
+            props: dict[str, Any] = {}
+            if kind in _FORMATS:
+                props["num_format"] = _FORMATS[kind]
+            if header:
+                props.update({"bold": True, "bg_color": "#DDEBF7", "valign": "vcenter"})
+            self.cache[key] = self.book.add_format(props) if props else None
+        return self.cache[key]
+
+
+def _write_table(book: Any, formats: _Formats, sheet: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    ws = book.add_worksheet(sheet)
+    headers = _headers(sheet, rows)
+    kinds = [_kind(sheet, h) for h in headers]
+    numbers = _RULE_NUMBERS.get(sheet, set())
+    header_format = formats.get("text", header=True)
+    for j, header in enumerate(headers):
+        ws.write_string(0, j, header, header_format)
+    next_row = last_row = 1
+    grid: list[list[Any]] = []
+    for raw in rows:
+        r = raw.get("row")
+        r = r - 1 if isinstance(r, int) and r >= 2 else next_row
+        next_row = r + 1
+        last_row = max(last_row, r)
+        values = []
+        for j, header in enumerate(headers):
+            value = raw.get(header)
+            if isinstance(value, str) and header in numbers:
+                value = _as_number(value) if _as_number(value) is not None else value
+            values.append(value)
+            _write_value(ws, formats, r, j, value, kinds[j])
+        grid.append(values)
+    sample = SheetOut(sheet, [Column(h, k if k != "general" else "text") for h, k in zip(headers, kinds, strict=True)],
+                      grid[:1000])
+    for j, width in enumerate(column_widths(sample)):
+        kind = kinds[j]
+        ws.set_column(j, j, width, formats.get(kind) if kind in ("text", "date", "money", "percent") else None)
+    ws.freeze_panes(1, 0)
+    if headers:
+        ws.autofilter(0, 0, last_row, len(headers) - 1)
+    for j, header in enumerate(headers):
+        choices = _CHOICES.get((sheet, header))
+        if choices:
+            ws.data_validation(1, j, 10_000, j, {"validate": "list", "source": choices, "ignore_blank": True,
+                                                 "error_title": header, "error_message": f"请从列表中选择：{'、'.join(choices)}"})
+    if sheet == "客户关系记录" and "动作编码" in headers:
+        j = headers.index("动作编码")
+        ws.data_validation(1, j, 100_000, j, {"validate": "list", "source": f"={CATALOG_SHEET}!$A$2:$A$500",
+                                              "ignore_blank": True, "error_type": "warning",
+                                              "error_message": "动作库里没有这个动作编码"})
+
+
+def _write_value(ws: Any, formats: _Formats, r: int, c: int, value: Any, kind: str) -> None:
+    fmt = formats.get(kind)
+    if value is None:
+        return
+    if isinstance(value, str):
+        ws.write_string(r, c, clean_text(value), fmt)
+    elif isinstance(value, bool):
+        ws.write_boolean(r, c, value, fmt)
+    elif isinstance(value, (int, float, Decimal)):
+        ws.write_number(r, c, float(value), fmt)
+    elif isinstance(value, dt.datetime):
+        ws.write_datetime(r, c, value, formats.get("date"))
+    elif isinstance(value, dt.date):
+        ws.write_datetime(r, c, dt.datetime(value.year, value.month, value.day), formats.get("date"))
+    else:
+        ws.write_string(r, c, clean_text(str(value)), fmt)
