@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from operator import attrgetter
 from typing import NamedTuple
 
 from xlsales.core.models import Customer, Order
@@ -80,7 +81,7 @@ def year_earnings(orders: Iterable[Order], floor: Decimal, challenge: Decimal, b
     bonus_share = f")×{pct(p.margin_bonus_share)} = "
     total = ZERO
     out: list[OrderEarnings] = []
-    for order in sorted(orders, key=lambda o: (o.signed, o.order_id)):
+    for order in sorted(orders, key=attrgetter("signed", "order_id")):
         segments = tuple(split_into_bands(total, order.amount, edges))
         amount_text, margin_text = yuan(order.amount), pct(order.margin)
         below = order.margin < p.margin_red_line

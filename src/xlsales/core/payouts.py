@@ -160,6 +160,13 @@ class ReleasePlan:
         self.labels = {stage: f"{stage} {pct(share)}" for stage, share in self.shares.items()}
         self.delay = dt.timedelta(days=book.params.payout_delay_days)
         self.evaluation_date = book.evaluation_date
+        self._day_keys: dict[dt.date, tuple[str, dt.date]] = {}  # event day -> (YYYYMMDD, due date)
+
+    def _day(self, day: dt.date) -> tuple[str, dt.date]:
+        known = self._day_keys.get(day)
+        if known is None:
+            known = self._day_keys[day] = (f"{day.year:04d}{day.month:02d}{day.day:02d}", day + self.delay)
+        return known
 
     def releases(self, order: Order, events: OrderEvents) -> list[Release]:
         """The share of a component released at each event, cumulatively, in date order."""
@@ -177,20 +184,21 @@ class ReleasePlan:
                     previous = cumulative
         share = shares.get(_COLLECTION)
         if share is not None and order.amount > 0:
-            collected, previous = ZERO, ZERO
+            collected, previous, previous_text = ZERO, ZERO, "0%"
             contract = yuan(order.amount)
             for day, amount in events.collections.get(order.order_id, ()):
                 collected += amount
                 ratio = min(collected / order.amount, ONE)
                 if ratio > previous:
+                    ratio_text = pct(ratio)
                     steps.append((day, 2, _COLLECTION, share * (ratio - previous),
-                                  f" × 回款进度 {pct(previous)}→{pct(ratio)}（累计回款 {yuan(collected)}÷合同 {contract}）"))
-                    previous = ratio
+                                  f" × 回款进度 {previous_text}→{ratio_text}（累计回款 {yuan(collected)}÷合同 {contract}）"))
+                    previous, previous_text = ratio, ratio_text
         share = shares.get(_COMPLETION)
         if share is not None and order.completed is not None and order.completed <= self.evaluation_date:
             steps.append((order.completed, 3, _COMPLETION, share, f" × 完工 {order.completed.isoformat()}"))
         if len(steps) > 1:
-            steps.sort(key=lambda s: (s[0], s[1]))
+            steps.sort()  # by (date, stage order): a stage has at most one event a day, so ties stop there
         out: list[Release] = []
         released = ZERO
         for day, _, stage, fraction, detail in steps:
@@ -215,10 +223,10 @@ class ReleasePlan:
             if not amount:
                 continue
             day = step.date
+            key, due = self._day(day)
             lines.append(PayoutLine(
-                f"{prefix}{step.stage}/{day.year:04d}{day.month:02d}{day.day:02d}", rep, name, order.order_id, item,
-                step.stage, day, day + self.delay, amount, f"{head}{step.detail} = {yuan(amount)}", PayStatus.DUE,
-                None, year,
+                f"{prefix}{step.stage}/{key}", rep, name, order.order_id, item, step.stage, day, due, amount,
+                f"{head}{step.detail} = {amount:,}", PayStatus.DUE, None, year,  # amount is already in fen
             ))
         return lines
 

@@ -10,6 +10,7 @@ import gc
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 
 from xlsales.core.activity import ActivityLog
 from xlsales.core.commission import OrderEarnings, breakthrough_winners, year_earnings
@@ -211,7 +212,7 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
     year_of_order = {o.order_id: o.signed.year for o in orders.values()}
     lines = reconcile(fresh, inputs.ledger, forfeits, frozen, year_of_order, book)
     settle_status(lines, ev)
-    lines.sort(key=lambda x: (x.rep_id, x.year, x.event_date, x.line_id))
+    lines.sort(key=attrgetter("rep_id", "year", "event_date", "line_id"))
 
     summary = _summary(reps, targets, year_orders, lines, book)
     return Results(

@@ -26,9 +26,12 @@ def tier_for(score: Decimal, held: frozenset[str], against: bool, book: Rulebook
     return Tier.NEUTRAL
 
 
+_NEXT_UP: dict[Tier, Tier | None] = {Tier.IRON: None, Tier.SUPPORT: Tier.IRON, Tier.NEUTRAL: Tier.SUPPORT,
+                                     Tier.AGAINST: Tier.NEUTRAL}
+
+
 def next_tier_up(tier: Tier) -> Tier | None:
-    order = list(Tier)
-    return None if tier is Tier.IRON else order[order.index(tier) - 1]
+    return _NEXT_UP[tier]
 
 
 @dataclass(slots=True)
