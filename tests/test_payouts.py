@@ -30,7 +30,7 @@ def test_default_stages_pay_half_at_signing_and_half_pro_rata_to_collections():
                                                                           day("2026-03-06"))
     assert (c1.stage, c1.amount, c1.due_date) == ("回款", D("100000.00"), day("2026-04-02"))  # 250k × 6/15
     assert c2.amount == D("50000.00")                                                      # 250k × 3/15
-    assert "回款进度 0%→40%" in c1.explanation
+    assert "回款进度 0%→40%" in str(c1.explanation)
 
 
 def test_due_date_follows_the_payout_delay_parameter():
@@ -81,7 +81,7 @@ def ledger_from(results, paid_on=None, only=None):
         rows.append(LedgerEntry.model_validate({
             "行ID": x.line_id, "工号": x.rep_id, "姓名": x.name, "订单号": x.order_id, "项目": x.item.value,
             "阶段": x.stage, "事件日期": x.event_date, "应发日期": x.due_date, "金额": x.amount,
-            "计算说明": x.explanation, "状态": x.status.value, "实发日期": paid}))
+            "计算说明": str(x.explanation), "状态": x.status.value, "实发日期": paid}))
     return rows
 
 
@@ -134,7 +134,7 @@ def test_lost_must_win_account_forfeits_the_year_and_claws_back_paid_lines():
     assert sum(x.amount for x in live) == 0
     assert [f.rep_id for f in results.forfeitures] == ["E1"]
     cancelled = next(x for x in results.payouts if x.status is PayStatus.CANCELLED)
-    assert "必保客户" in cancelled.explanation
+    assert "必保客户" in str(cancelled.explanation)
 
 
 def test_a_loss_of_a_non_must_win_account_or_another_year_forfeits_nothing():

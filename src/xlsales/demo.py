@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from xlsales.core.activity import LOG_SHEET
 from xlsales.core.intake import read_workbook_tables
-from xlsales.core.payouts import PAYOUT_SHEET, LedgerEntry, PayStatus
+from xlsales.core.payouts import PAYOUT_SHEET, LedgerEntry, LineText, PayStatus
 from xlsales.core.pipeline import compute
 from xlsales.core.problems import Problems
 from xlsales.core.ranking import HISTORY_SHEET, HistoryEntry
@@ -155,7 +155,8 @@ def demo_tables(with_errors: bool = True) -> dict[str, list[dict[str, Any]]]:
 
 def as_raw(record: object, model: type[BaseModel]) -> dict[str, Any]:
     """A result row as the raw row its sheet would hold (headers from the model's aliases)."""
-    return {f.alias: getattr(record, name) for name, f in model.model_fields.items() if f.alias}
+    row = {f.alias: getattr(record, name) for name, f in model.model_fields.items() if f.alias}
+    return {k: str(v) if isinstance(v, LineText) else v for k, v in row.items()}
 
 
 def _simulate_earlier_months(tables: dict[str, list[dict[str, Any]]]) -> None:

@@ -58,7 +58,7 @@ def print_results(results: Results, problems: list[Problem], console: Console | 
                            overflow="fold", max_width=60 if header == "计算说明" else None)
     for line in open_lines[:payout_rows]:
         payouts.add_row(line.rep_id, line.order_id or "", line.item.value, line.stage, line.event_date.isoformat(),
-                        line.due_date.isoformat(), yuan(line.amount), line.status.value, line.explanation,
+                        line.due_date.isoformat(), yuan(line.amount), line.status.value, str(line.explanation),
                         style=_STATUS_STYLE.get(line.status, ""))
     console.print(payouts)
 

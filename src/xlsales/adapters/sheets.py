@@ -173,7 +173,7 @@ def payouts_sheet(lines: Iterable[PayoutLine], protect: bool = True) -> SheetOut
     fills: list[str | None] = []
     for x in lines:
         rows.append([x.line_id, x.rep_id, x.name, x.order_id, x.item.value, x.stage, x.event_date, x.due_date,
-                     x.amount, x.explanation, x.status.value, x.paid_date])
+                     x.amount, str(x.explanation), x.status.value, x.paid_date])
         fills.append(_STATUS_FILLS.get(x.status))
     return SheetOut(PAYOUT_SHEET, _columns(PAYOUT_SHEET), rows, fills, editable={"实发日期"} if protect else set())
 

@@ -58,46 +58,61 @@ def margin_bonus(amount: Decimal, margin: Decimal, book: Rulebook) -> Decimal:
         * p.margin_bonus_share
 
 
+class EarningsTexts:
+    """The parts of the 计算说明 that depend only on the rules, formatted once per rep and year."""
+
+    __slots__ = ("bonus_range", "bonus_share", "low", "red_line", "times", "width")
+
+    def __init__(self, book: Rulebook, edges: list[tuple[Decimal, Decimal]]) -> None:
+        p = book.params
+        self.red_line = pct(p.margin_red_line)
+        self.times = {m: f"×{pct(p.base_rate)}×{num(m)}" for _, m in edges}
+        self.low, self.width = p.margin_bonus_low, p.margin_bonus_high - p.margin_bonus_low
+        self.bonus_range = f" 在 {pct(p.margin_bonus_low)}～{pct(p.margin_bonus_high)} 间计 "
+        self.bonus_share = f")×{pct(p.margin_bonus_share)} = "
+
+
 class OrderEarnings(NamedTuple):
+    """What one order earns. The texts are formatted only when asked for (a big team's year has
+    tens of thousands of orders, and only the lines being written need their explanation)."""
+
     order: Order
     ytd_before: Decimal
     segments: tuple[Segment, ...]
     commission: Decimal
     bonus: Decimal
     below_red_line: bool
-    commission_text: str
-    bonus_text: str
+    texts: EarningsTexts
+
+    @property
+    def commission_text(self) -> str:
+        o, t = self.order, self.texts
+        if self.below_red_line:
+            return f"毛利率 {pct(o.margin)} 低于红线 {t.red_line}，不计提成（{yuan(o.amount)} 仍计入累计业绩）"
+        parts = " + ".join(f"{yuan(s.amount)}{t.times[s.multiplier]}" for s in self.segments)
+        return f"累计 {yuan(self.ytd_before)}→{yuan(self.ytd_before + o.amount)}：{parts or '0'} = {yuan(self.commission)}"
+
+    @property
+    def bonus_text(self) -> str:
+        o, t = self.order, self.texts
+        band = clamp(o.margin - t.low, ZERO, t.width)
+        return f"{yuan(o.amount)}×(毛利率 {pct(o.margin)}{t.bonus_range}{pct(band)}{t.bonus_share}{yuan(self.bonus)}"
 
 
 def year_earnings(orders: Iterable[Order], floor: Decimal, challenge: Decimal, book: Rulebook) -> list[OrderEarnings]:
     """A rep's orders of one year, in (签约日期, 订单号) order, each filling the year-to-date total."""
     p = book.params
     edges = band_edges(book, floor, challenge)
-    # texts that do not depend on the order, formatted once
-    rate, red_line = p.base_rate, pct(p.margin_red_line)
-    times = {m: f"×{pct(rate)}×{num(m)}" for _, m in edges}
-    low, width = p.margin_bonus_low, p.margin_bonus_high - p.margin_bonus_low
-    bonus_range = f" 在 {pct(low)}～{pct(p.margin_bonus_high)} 间计 "
-    bonus_share = f")×{pct(p.margin_bonus_share)} = "
+    texts = EarningsTexts(book, edges)
+    rate, red_line = p.base_rate, p.margin_red_line
     total = ZERO
     out: list[OrderEarnings] = []
     for order in sorted(orders, key=attrgetter("signed", "order_id")):
         segments = tuple(split_into_bands(total, order.amount, edges))
-        amount_text, margin_text = yuan(order.amount), pct(order.margin)
-        below = order.margin < p.margin_red_line
-        if below:
-            commission = ZERO
-            text = f"毛利率 {margin_text} 低于红线 {red_line}，不计提成（{amount_text} 仍计入累计业绩）"
-        else:
-            commission = sum((s.amount * rate * s.multiplier for s in segments), ZERO)
-            parts = " + ".join(f"{yuan(s.amount)}{times[s.multiplier]}" for s in segments)
-            text = f"累计 {yuan(total)}→{yuan(total + order.amount)}：{parts or '0'} = {yuan(commission)}"
+        below = order.margin < red_line
+        commission = ZERO if below else sum((s.amount * rate * s.multiplier for s in segments), ZERO)
         bonus = margin_bonus(order.amount, order.margin, book)
-        bonus_text = ""
-        if bonus:  # no bonus, no bonus lines to explain
-            band = clamp(order.margin - low, ZERO, width)
-            bonus_text = f"{amount_text}×(毛利率 {margin_text}{bonus_range}{pct(band)}{bonus_share}{yuan(bonus)}"
-        out.append(OrderEarnings(order, total, segments, commission, bonus, below, text, bonus_text))
+        out.append(OrderEarnings(order, total, segments, commission, bonus, below, texts))
         total += order.amount
     return out
 

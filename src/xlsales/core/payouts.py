@@ -58,7 +58,7 @@ class PayoutLine:
     event_date: dt.date
     due_date: dt.date
     amount: Decimal
-    explanation: str
+    explanation: str | LineText  # str() gives the text
     status: PayStatus
     paid_date: dt.date | None
     year: int
@@ -92,11 +92,52 @@ def line_id(rep: str, order: str | None, item: Item, stage: str, event: dt.date 
 
 
 class Release(NamedTuple):
+    """One event that releases part of an order's components; `low`→`high` is the progress or
+    collection ratio it moved (and `collected` the cumulative collections), kept for the text."""
+
     stage: str
     date: dt.date
     before: Decimal  # the component's cumulative released fraction before this event
     after: Decimal
-    detail: str
+    label: str  # "回款 50%"
+    low: Decimal = ZERO
+    high: Decimal = ZERO
+    collected: Decimal = ZERO
+    contract: Decimal = ZERO
+
+    @property
+    def detail(self) -> str:
+        if self.stage == _COLLECTION:
+            return (f"{self.label} × 回款进度 {pct(self.low)}→{pct(self.high)}"
+                    f"（累计回款 {yuan(self.collected)}÷合同 {yuan(self.contract)}）")
+        if self.stage == _REVENUE:
+            return f"{self.label} × 完工进度 {pct(self.low)}→{pct(self.high)}"
+        if self.stage == _COMPLETION:
+            return f"{self.label} × 完工 {self.date.isoformat()}"
+        return self.label
+
+
+class LineText:
+    """The 计算说明 of a released line, formatted when it is read (str()): a run makes a quarter of
+    a million lines and formatting them all up front would cost more than computing them."""
+
+    __slots__ = ("amount", "earnings", "item", "release", "total")
+
+    def __init__(self, item: str, total: Decimal, earnings: OrderEarnings, release: Release, amount: Decimal) -> None:
+        self.item, self.total, self.earnings, self.release, self.amount = item, total, earnings, release, amount
+
+    def __str__(self) -> str:
+        what = self.earnings.commission_text if self.item == Item.COMMISSION.value else self.earnings.bonus_text
+        return f"{self.item} {yuan(self.total)}（{what}）× {self.release.detail} = {self.amount:,}"
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other) if isinstance(other, (LineText, str)) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
 
 
 class OrderEvents:
@@ -170,49 +211,46 @@ class ReleasePlan:
 
     def releases(self, order: Order, events: OrderEvents) -> list[Release]:
         """The share of a component released at each event, cumulatively, in date order."""
-        shares = self.shares
-        steps: list[tuple[dt.date, int, str, Decimal, str]] = []
+        shares, labels = self.shares, self.labels
+        steps: list[tuple[dt.date, int, str, Decimal, Decimal, Decimal, Decimal]] = []
         if _SIGNING in shares:
-            steps.append((order.signed, 0, _SIGNING, shares[_SIGNING], ""))
+            steps.append((order.signed, 0, _SIGNING, shares[_SIGNING], ZERO, ZERO, ZERO))
         share = shares.get(_REVENUE)
         if share is not None:
             previous = ZERO
             for day, cumulative in events.progress.get(order.order_id, ()):
                 if cumulative > previous:
-                    steps.append((day, 1, _REVENUE, share * (cumulative - previous),
-                                  f" × 完工进度 {pct(previous)}→{pct(cumulative)}"))
+                    steps.append((day, 1, _REVENUE, share * (cumulative - previous), previous, cumulative, ZERO))
                     previous = cumulative
         share = shares.get(_COLLECTION)
         if share is not None and order.amount > 0:
-            collected, previous, previous_text = ZERO, ZERO, "0%"
-            contract = yuan(order.amount)
+            collected, previous = ZERO, ZERO
             for day, amount in events.collections.get(order.order_id, ()):
                 collected += amount
                 ratio = min(collected / order.amount, ONE)
                 if ratio > previous:
-                    ratio_text = pct(ratio)
-                    steps.append((day, 2, _COLLECTION, share * (ratio - previous),
-                                  f" × 回款进度 {previous_text}→{ratio_text}（累计回款 {yuan(collected)}÷合同 {contract}）"))
-                    previous, previous_text = ratio, ratio_text
+                    steps.append((day, 2, _COLLECTION, share * (ratio - previous), previous, ratio, collected))
+                    previous = ratio
         share = shares.get(_COMPLETION)
         if share is not None and order.completed is not None and order.completed <= self.evaluation_date:
-            steps.append((order.completed, 3, _COMPLETION, share, f" × 完工 {order.completed.isoformat()}"))
+            steps.append((order.completed, 3, _COMPLETION, share, ZERO, ZERO, ZERO))
         if len(steps) > 1:
             steps.sort()  # by (date, stage order): a stage has at most one event a day, so ties stop there
         out: list[Release] = []
         released = ZERO
-        for day, _, stage, fraction, detail in steps:
+        for day, _, stage, fraction, low, high, collected in steps:
             after = released + fraction
-            out.append(Release(stage, day, released, after, self.labels[stage] + detail))
+            out.append(Release(stage, day, released, after, labels[stage], low, high, collected, order.amount))
             released = after
         return out
 
-    def component_lines(self, rep: str, name: str, order: Order, item: Item, total: Decimal, what: str,
+    def component_lines(self, earnings: OrderEarnings, name: str, item: Item, total: Decimal,
                         steps: list[Release]) -> list[PayoutLine]:
         """One line per release; amounts rounded cumulatively so the lines add up to the rounded total."""
+        order = earnings.order
+        rep = order.rep_id
         lines: list[PayoutLine] = []
         item_text = item.value
-        head = f"{item_text} {yuan(total)}（{what}）× "
         prefix = f"{rep}/{order.order_id}/{item_text}/"
         year = order.signed.year
         paid_before = ZERO
@@ -226,18 +264,16 @@ class ReleasePlan:
             key, due = self._day(day)
             lines.append(PayoutLine(
                 f"{prefix}{step.stage}/{key}", rep, name, order.order_id, item, step.stage, day, due, amount,
-                f"{head}{step.detail} = {amount:,}", PayStatus.DUE, None, year,  # amount is already in fen
+                LineText(item_text, total, earnings, step, amount), PayStatus.DUE, None, year,
             ))
         return lines
 
     def order_lines(self, earnings: OrderEarnings, name: str, events: OrderEvents) -> list[PayoutLine]:
         order = earnings.order
         steps = self.releases(order, events)
-        lines = self.component_lines(order.rep_id, name, order, Item.COMMISSION, earnings.commission,
-                                     earnings.commission_text, steps)
+        lines = self.component_lines(earnings, name, Item.COMMISSION, earnings.commission, steps)
         if earnings.bonus:
-            lines += self.component_lines(order.rep_id, name, order, Item.MARGIN_BONUS, earnings.bonus,
-                                          earnings.bonus_text, steps)
+            lines += self.component_lines(earnings, name, Item.MARGIN_BONUS, earnings.bonus, steps)
         return lines
 
 

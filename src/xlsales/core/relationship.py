@@ -69,22 +69,28 @@ def _check_references(frame: pl.DataFrame, book: Rulebook, reps: set[str], custo
         ("customer", customers, "客户表里没有客户编码“{value}”：请核对编码，或先在客户表里添加"),
         ("rep_id", reps, "销售人员表里没有工号“{value}”：请核对工号"),
     )
-    valid = pl.lit(True)
-    for column, allowed, message in checks:
+    flags = {}
+    for column, allowed, _ in checks:
         ok = pl.col(column).is_not_null()
         if allowed is not None:
             ok = ok & pl.col(column).is_in(sorted(allowed))
-        _report(problems, frame.filter(~ok), column, message)
-        valid = valid & ok
-    bad_count = ~(pl.col("count").is_not_null() & (pl.col("count") >= 1))
-    _report(problems, frame.filter(bad_count), "count", "次数应为不小于 1 的整数（留空按 1 次）")
-    return frame.filter(valid & ~bad_count)
+        flags[f"ok_{column}"] = ok
+    flags["ok_count"] = pl.col("count").is_not_null() & (pl.col("count") >= 1)
+    # one pass for every check; only the (few) bad rows are looked at again
+    flagged = frame.with_columns(**flags).with_columns(ok=pl.all_horizontal(*flags))
+    bad = flagged.filter(~pl.col("ok"))
+    for column, _, message in checks:
+        _report(problems, bad.filter(~pl.col(f"ok_{column}")), column, message)
+    _report(problems, bad.filter(~pl.col("ok_count")), "count", "次数应为不小于 1 的整数（留空按 1 次）")
+    return flagged.filter(pl.col("ok")).select(frame.columns)
 
 
 def evaluate_log(log: ActivityLog, book: Rulebook, reps: set[str], customers: set[str],
                  problems: Problems) -> RelationshipFacts:
     ev = book.evaluation_date
-    frame = log.frame.with_columns(pl.col("count").fill_null(1))
+    # only the columns the rules use: every filter and sort below copies what it is given
+    frame = log.frame.select("row", "date", "rep_id", "customer", "role", "action", "count", "approval") \
+        .with_columns(pl.col("count").fill_null(1))
     read = frame.height
 
     future = frame.filter(pl.col("date") > ev)
