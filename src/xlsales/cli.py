@@ -1,10 +1,21 @@
-"""The `xlsales` command line."""
+"""The `xlsales` command line.
+
+    xlsales demo [PATH]          the engine on a built-in demo team (PATH: also write it as a workbook and compute it)
+    xlsales init PATH            a new, empty workbook with every input sheet, the default catalog and defaults
+    xlsales validate WORKBOOK    check every cell; writes only 校验结果
+    xlsales compute WORKBOOK     validate, compute, write every output sheet into WORKBOOK itself
+
+Exit status: 0 no 错误 (警告 are fine), 1 校验结果 holds an 错误, 2 the file cannot be used at all.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
+import time
+from pathlib import Path
 
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.pipeline import compute
@@ -13,7 +24,43 @@ from xlsales.demo import demo_tables
 from xlsales.report import print_results
 
 
+def _progress(quiet: bool) -> object:
+    start = time.perf_counter()
+
+    def status(text: str) -> None:
+        if not quiet:
+            print(f"[{time.perf_counter() - start:5.1f}s] {text}", file=sys.stderr, flush=True)
+    return status
+
+
+def _run(args: argparse.Namespace, command: str) -> int:
+    from xlsales.adapters.filerun import run_workbook  # file adapters load only when a file is used
+
+    today = dt.date.fromisoformat(args.today) if args.today else None
+    report, _, _ = run_workbook(args.workbook, command, today=today, status=_progress(args.json))  # type: ignore[arg-type]
+    if args.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+    else:
+        stream = sys.stderr if report.exit_code == 2 else sys.stdout
+        for line in report.lines():
+            print(line, file=stream)
+    return report.exit_code
+
+
 def _demo(args: argparse.Namespace) -> int:
+    if args.path:
+        from xlsales.adapters.filerun import run_workbook
+        from xlsales.adapters.sheets import write_tables
+
+        path = Path(args.path)
+        write_tables(path, demo_tables(), overwrite=True)
+        report, results, problems = run_workbook(path, "compute", status=_progress(False))  # type: ignore[arg-type]
+        if results is not None:
+            print_results(results, problems)
+        for line in report.lines():
+            print(line)
+        print(f"演示工作簿：{path.resolve()}")
+        return 0 if report.exit_code != 2 else 2
     problems = Problems()
     book, inputs = read_workbook_tables(demo_tables(), dt.date.today(), problems)
     if book is None:
@@ -25,11 +72,38 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    from xlsales.adapters.sheets import init_workbook
+
+    try:
+        init_workbook(args.path, overwrite=args.force)
+    except ValueError as exc:  # exists already (without --force), or not .xlsx
+        print(f"{exc}（覆盖请加 --force）", file=sys.stderr)
+        return 2
+    print(f"已创建空白工作簿：{Path(args.path).resolve()}（含全部输入表、默认动作库和参数）")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xlsales", description="大客户销售：关系评分、提成发放与月度排名")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="在内置的演示团队上运行引擎，打印排名、等级与发放")
+
+    demo = commands.add_parser("demo", help="在内置的演示团队上运行引擎，打印排名、等级与发放；给出 PATH 时写成工作簿并计算")
+    demo.add_argument("path", nargs="?", help="演示工作簿的路径（.xlsx），可省略")
     demo.set_defaults(run=_demo)
+
+    init = commands.add_parser("init", help="新建空白工作簿：全部输入表、默认动作库、分级规则和参数")
+    init.add_argument("path")
+    init.add_argument("--force", action="store_true", help="覆盖已有文件")
+    init.set_defaults(run=_init)
+
+    for name, text in (("compute", "校验并计算，把全部结果工作表写回工作簿"), ("validate", "只校验，只写“校验结果”")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("workbook")
+        sub.add_argument("--json", action="store_true", help="输出机器可读的 JSON 摘要")
+        sub.add_argument("--today", help="把“今天”设为这个日期（YYYY-MM-DD），用于 参数 评估日期 留空时")
+        sub.set_defaults(run=lambda a, n=name: _run(a, n))
+
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -174,6 +174,11 @@ def lock_files(path: Path) -> list[Path]:
     return [path.with_name("~$" + path.name), path.with_name(f".~lock.{path.name}#")]
 
 
+def check_writable(path: str | Path) -> None:
+    """Raise WorkbookLocked / NotAWorkbook now, before a long computation, if the file cannot be saved."""
+    _check_usable(Path(path))
+
+
 def _check_usable(path: Path) -> os.stat_result:
     name = path.name
     if not path.exists():

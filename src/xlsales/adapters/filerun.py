@@ -1,0 +1,112 @@
+"""A run on a workbook file: read it, validate, compute, and write the owned sheets back.
+
+The same steps the buttons take in live Excel, headless: `xlsales compute` and `xlsales validate`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xlsales.adapters.sheets import cell_lookup, problems_sheet, result_sheets
+from xlsales.adapters.xlsx_reader import WorkbookUnusable, read_workbook
+from xlsales.adapters.xlsx_writer import NotAWorkbook, WorkbookLocked, check_writable, write_sheets
+from xlsales.core.intake import read_workbook_tables
+from xlsales.core.payouts import PAYOUT_SHEET
+from xlsales.core.pipeline import Results, compute
+from xlsales.core.problems import Problem, Problems
+from xlsales.core.ranking import HISTORY_SHEET
+
+# Sheets whose rows carry what finance and earlier months left behind: if they cannot be read
+# whole, rewriting them would lose a 实发日期 or a month of history, so the run stops instead.
+CARRIED_SHEETS = (PAYOUT_SHEET, HISTORY_SHEET)
+
+OK, HAS_ERRORS, UNUSABLE = 0, 1, 2
+
+
+@dataclass
+class RunReport:
+    """What a run did, for people (summary lines) and machines (--json)."""
+
+    workbook: str
+    command: str
+    exit_code: int
+    message: str
+    rows_read: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    warnings: int = 0
+    reps_ranked: int = 0
+    payout_lines: int = 0
+    sheets_written: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        read = "，".join(f"{k} {v:,}" for k, v in self.rows_read.items() if v)
+        out = [self.message]
+        if read:
+            out.append(f"读取：{read}")
+        if self.exit_code != UNUSABLE:
+            out.append(f"校验：{self.errors} 个错误，{self.warnings} 个警告（详见“校验结果”工作表）")
+        if self.reps_ranked or self.payout_lines:
+            out.append(f"排名 {self.reps_ranked} 人；提成发放表 {self.payout_lines:,} 行")
+        if self.sheets_written:
+            out.append(f"已写入：{'、'.join(self.sheets_written)}（用时 {self.seconds:.1f} 秒）")
+        return out
+
+
+def run_workbook(path: str | Path, command: str = "compute", today: dt.date | None = None,
+                 status: Callable[[str], None] = lambda _: None) -> tuple[RunReport, Results | None, list[Problem]]:
+    """Validate (and with command="compute" compute) the workbook and write the results into it."""
+    start = time.perf_counter()
+    report = RunReport(workbook=str(path), command=command, exit_code=OK, message="")
+    status("读取工作簿…")
+    try:
+        check_writable(path)
+        data = read_workbook(path)
+    except (WorkbookUnusable, WorkbookLocked, NotAWorkbook) as exc:
+        report.exit_code, report.message = UNUSABLE, str(exc)
+        return report, None, []
+    problems = Problems()
+    problems.extend(data.problems)
+    book, inputs = read_workbook_tables(data.tables, today or dt.date.today(), problems, log=data.log)
+    report.rows_read = {sheet: len(rows) for sheet, rows in data.tables.items()}
+    if data.log is not None:
+        report.rows_read["客户关系记录"] = len(data.log)
+    cell_of = cell_lookup(data.columns)
+
+    blocked = sorted(data.broken_sheets | {p.sheet for p in problems.items if p.is_error and p.sheet in CARRIED_SHEETS})
+    results: Results | None = None
+    if book is None or blocked:
+        why = "规则表或参数有错误" if book is None else f"{'、'.join(blocked)} 无法完整读取"
+        report.message = f"{why}：只写入了“校验结果”，其他结果工作表保持不变。请按校验结果修正后重新运行"
+        sheets = [problems_sheet(problems.items, cell_of)]
+    else:
+        status("计算…")
+        results = compute(inputs, book, problems)
+        report.reps_ranked, report.payout_lines = len(results.ranking), len(results.payouts)
+        if command == "validate":
+            sheets = [problems_sheet(problems.items, cell_of)]
+            report.message = "校验完成"
+        else:
+            sheets = result_sheets(results, problems.items, cell_of)
+            report.message = f"计算完成：{book.year} 年，评估日期 {book.evaluation_date.isoformat()}"
+    status("写回工作簿…")
+    try:
+        write_sheets(path, sheets)
+    except (WorkbookLocked, NotAWorkbook) as exc:
+        report.exit_code, report.message = UNUSABLE, str(exc)
+        return report, results, problems.items
+    report.sheets_written = [s.name for s in sheets]
+    report.errors = sum(p.is_error for p in problems.items)
+    report.warnings = len(problems.items) - report.errors
+    if report.errors:
+        report.exit_code = HAS_ERRORS
+    report.seconds = round(time.perf_counter() - start, 2)
+    return report, results, problems.items

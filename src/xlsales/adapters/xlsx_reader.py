@@ -1,0 +1,1319 @@
+"""Read a contract workbook (.xlsx / .xlsm) into what the core takes: raw rows per sheet, and the big
+relationship log (客户关系记录) as a columnar ActivityLog.
+
+Two readers, one for each size of sheet:
+
+* Every sheet but the log is small (thousands of rows, 50,000 orders at most) and is read exactly by
+  this module straight from the sheet XML: numbers from their XML text (so 0.28 is Decimal("0.28"),
+  never a float), dates through the cell's number format (styles.xml), text as text, and codes
+  (工号, 客户编码 ...) always as text: 1001 typed as a number arrives as "1001". A fast regex pass
+  handles the usual cell shapes; a sheet with any shape it does not recognise is parsed with expat.
+* The log can hold a million rows. It is read by calamine (the Rust reader behind fastexcel) with
+  every column as text, so that nothing is lost to type inference, and then validated cell by cell
+  with vectorised polars expressions: a bad cell becomes an ERROR naming its cell and the row is left
+  out; a text date is read and warned about. A big log is read in a second process (when a core is
+  spare) while this one reads the small sheets. Without fastexcel the exact reader above is used,
+  streaming the sheet a few MB at a time.
+
+Problems the reader finds itself (a missing sheet or column, a text date, an error value such as
+#N/A, a bad log cell) are returned with the data; everything else is the core's to check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import html
+import importlib.util
+import os
+import posixpath
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from xml.parsers import expat
+
+import polars as pl
+
+from xlsales.core.activity import LOG_HEADERS, LOG_SCHEMA, LOG_SHEET, ActivityLog
+from xlsales.core.models import MONTH_HEADERS
+from xlsales.core.payouts import COLLECTION_SHEET, PAYOUT_SHEET, PROGRESS_SHEET
+from xlsales.core.pipeline import CUSTOMER_SHEET, OPPORTUNITY_SHEET, ORDER_SHEET, REP_SHEET
+from xlsales.core.problems import Level, Problem
+from xlsales.core.ranking import HISTORY_SHEET
+from xlsales.core.rulebook import BAND_SHEET, CATALOG_SHEET, PARAM_SHEET, ROLE_SHEET, STAGE_SHEET, TIER_SHEET
+from xlsales.core.targets import TARGET_SHEET
+
+# --- the contract (shared/spec/workbook.md): sheets read, their required headers, date columns ---
+
+HISTORY_HEADERS = ("月份", "排名", "工号", "姓名", "业绩完成率", "月度关系得分", "综合得分", "分组", "连续垫底月数")
+
+REQUIRED_HEADERS: dict[str, tuple[str, ...]] = {
+    PARAM_SHEET: ("参数", "值"),
+    CATALOG_SHEET: ("动作编码", "动作名称", "分值", "系数", "每月上限", "指标", "需审批"),
+    ROLE_SHEET: ("角色", "系数"),
+    REP_SHEET: ("工号", "姓名", "区域", "状态"),
+    CUSTOMER_SHEET: ("客户编码", "客户名称", "客户经理", "技术经理", "服务经理", "必保", "战略突破奖", "立场", "自评等级"),
+    LOG_SHEET: ("日期", "工号", "客户编码", "联系人", "角色", "动作编码", "次数", "审批状态", "备注"),
+    TIER_SHEET: ("等级", "最低关系分", "必备指标", "赢单概率"),
+    TARGET_SHEET: ("年度", "工号", "保底目标", "挑战目标", "自报目标"),  # 1月 … 12月 are optional
+    BAND_SHEET: ("起点", "倍数"),
+    STAGE_SHEET: ("阶段", "比例"),
+    OPPORTUNITY_SHEET: ("商机编码", "客户编码", "工号", "金额", "状态", "状态日期", "预计签约月", "暂缓原因"),
+    ORDER_SHEET: ("订单号", "签约日期", "工号", "客户编码", "合同金额", "毛利率", "完工日期"),
+    COLLECTION_SHEET: ("订单号", "回款日期", "回款金额"),
+    PROGRESS_SHEET: ("订单号", "日期", "累计完工比例"),
+    # output sheets read back: finance's 实发日期 and the months ranked so far carry over
+    PAYOUT_SHEET: ("行ID", "工号", "姓名", "订单号", "项目", "阶段", "事件日期", "应发日期", "金额", "计算说明", "状态", "实发日期"),
+    HISTORY_SHEET: HISTORY_HEADERS,
+}
+OPTIONAL_HEADERS: dict[str, tuple[str, ...]] = {TARGET_SHEET: MONTH_HEADERS}
+OPTIONAL_SHEETS = frozenset({PROGRESS_SHEET, PAYOUT_SHEET, HISTORY_SHEET})
+
+DATE_HEADERS: dict[str, frozenset[str]] = {
+    LOG_SHEET: frozenset({"日期"}),
+    OPPORTUNITY_SHEET: frozenset({"状态日期"}),
+    ORDER_SHEET: frozenset({"签约日期", "完工日期"}),
+    COLLECTION_SHEET: frozenset({"回款日期"}),
+    PROGRESS_SHEET: frozenset({"日期"}),
+    PAYOUT_SHEET: frozenset({"事件日期", "应发日期", "实发日期"}),
+}
+DATE_PARAMETERS = frozenset({"评估日期"})  # 参数 rows whose 值 is a date
+# codes are text: a number typed there (1001) is handed over as "1001"
+CODE_HEADERS = frozenset({"工号", "客户编码", "客户经理", "技术经理", "服务经理", "订单号", "商机编码", "动作编码", "行ID"})
+
+# the log's columns: header -> ActivityLog column
+LOG_COLUMNS = {header: name for name, header in LOG_HEADERS.items() if name != "row"}
+LOG_REQUIRED_TEXT = ("工号", "客户编码", "角色", "动作编码")
+MAX_COUNT = 1_000_000  # 次数 above this is a typo, not a count (and would overflow the exact sums)
+
+TEXT_DATE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?")  # what core.models.parse_date accepts
+
+
+class WorkbookUnusable(Exception):
+    """The file cannot be read at all (missing, not a workbook, locked, damaged). The message is Chinese."""
+
+
+@dataclass
+class WorkbookData:
+    tables: dict[str, list[dict[str, Any]]]  # every contract sheet present and usable, but the log
+    log: ActivityLog | None  # 客户关系记录, columnar (None if the sheet is missing or lacks a column)
+    columns: dict[str, dict[str, str]]  # sheet -> header text -> column letter
+    sheet_names: list[str]  # all sheets, in workbook order
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def broken_sheets(self) -> set[str]:
+        """Sheets that are missing or lack a required column (their rows are not in `tables`)."""
+        return {p.sheet for p in self.problems if p.is_error and p.message.startswith(("缺少工作表", "缺少列"))}
+
+
+def cell_ref(columns: dict[str, dict[str, str]], problem: Problem) -> str | None:
+    """The A1 address of a problem's cell ("E14"); just the column ("E") when the row is unknown;
+    None when the field is not a column of the sheet (or there is no field)."""
+    if problem.field is None:
+        return None
+    letter = columns.get(problem.sheet, {}).get(problem.field)
+    if letter is None:
+        return None
+    return f"{letter}{problem.row}" if problem.row is not None else letter
+
+
+def column_letter(index: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA."""
+    name = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        name = chr(65 + rem) + name
+    return name
+
+
+def column_index(letters: str) -> int:
+    index = 0
+    for ch in letters:
+        index = index * 26 + (ord(ch) - 64)
+    return index - 1
+
+
+# --- number formats -------------------------------------------------------------------------
+
+# built-in date/time formats: 14-22 and 45-47 everywhere, 27-36 and 50-58 in CJK locales (Chinese
+# Excel writes e.g. numFmtId 31 = yyyy"年"m"月"d"日" and 57/58 without declaring them)
+_CJK_DATE_IDS = frozenset(range(27, 37)) | frozenset(range(50, 59))
+_BUILTIN_DATE_IDS = frozenset(range(14, 23)) | frozenset({45, 46, 47}) | _CJK_DATE_IDS
+_FORMAT_NOISE = re.compile(r'"[^"]*"|\\.|_.|\*.')
+_ELAPSED = re.compile(r"\[(?:h+|m+|s+)\]", re.IGNORECASE)
+_BRACKETS = re.compile(r"\[[^\]]*\]")
+_DATE_LETTERS = re.compile(r"[ymdhs]", re.IGNORECASE)
+
+
+def is_date_format(fmt_id: int, code: str | None) -> bool:
+    """Whether a number format shows a date or time (so the number is an Excel date serial)."""
+    if code is None:
+        return fmt_id in _BUILTIN_DATE_IDS
+    text = _FORMAT_NOISE.sub("", code)
+    if _ELAPSED.search(text):
+        return True
+    text = _BRACKETS.sub("", text).split(";")[0]
+    if text.strip().lower() in ("general", "@", ""):
+        return False
+    return _DATE_LETTERS.search(text) is not None
+
+
+# --- cell values ----------------------------------------------------------------------------
+
+_EPOCH_1900 = dt.date(1899, 12, 30)
+_EPOCH_1904 = dt.date(1904, 1, 1)
+_MAX_SERIAL = 2958465  # 9999-12-31
+
+
+_NO_CACHED_VALUE = "公式没有计算结果（文件没有在 Excel 中保存过），按空白处理：请在 Excel 中打开、保存后再运行"
+
+
+class _NotStandard(Exception):
+    """Sheet XML in a shape the fast path does not take."""
+
+
+class _CellIssue(Exception):
+    """A cell the reader itself reports (error value, impossible date serial ...)."""
+
+    def __init__(self, level: Level, value: str, message: str) -> None:
+        super().__init__(message)
+        self.level, self.value, self.message = level, value, message
+
+
+def serial_to_date(serial: float, date1904: bool = False) -> dt.date:
+    """Excel date serial -> date (the time of day is dropped). 1900 system: 60 is Excel's phantom
+    1900-02-29, serials below it count from 1899-12-31."""
+    days = int(serial // 1)
+    if date1904:
+        return _EPOCH_1904 + dt.timedelta(days=days)
+    if days < 60:
+        return dt.date(1899, 12, 31) + dt.timedelta(days=days)
+    return _EPOCH_1900 + dt.timedelta(days=days)
+
+
+def _number(text: str | bytes) -> int | Decimal:
+    """The XML text of a number, exactly: an int when it is one, else a Decimal."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    value = Decimal(text.decode() if isinstance(text, bytes) else text)
+    if not value.is_finite():
+        raise InvalidOperation(text)
+    return value
+
+
+_X_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def _unescape_x(text: str) -> str:
+    """OOXML writes control characters as _xHHHH_ (e.g. _x000D_)."""
+    return _X_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text) if "_x" in text else text
+
+
+# --- the package: zip parts, workbook, relationships, styles, shared strings -----------------
+
+_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+def _local(name: str) -> str:
+    return name[name.rfind(":") + 1:] if ":" in name else name
+
+
+def _ns_local(name: str) -> str:
+    return name.rsplit(" ", 1)[-1]
+
+
+class _Package:
+    """An opened .xlsx/.xlsm: its sheets, styles and shared strings."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except FileNotFoundError:
+            raise WorkbookUnusable(f"找不到文件 {path}：请检查路径") from None
+        except IsADirectoryError:
+            raise WorkbookUnusable(f"{path} 是文件夹，不是工作簿：请给出 .xlsx 或 .xlsm 文件") from None
+        except PermissionError:
+            raise WorkbookUnusable(f"无法读取 {path}：文件被其他程序占用（可能正在 Excel 中打开）或没有读取权限") from None
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise WorkbookUnusable(
+                f"{path.name} 不是 .xlsx/.xlsm 工作簿（或文件已损坏、设置了打开密码）：请用 Excel 另存为 .xlsx 或 .xlsm 后重试"
+                f"（{type(exc).__name__}）") from None
+        try:
+            self._open(path)
+        except BaseException:
+            self.zip.close()
+            raise
+        self._sst_raw: list[bytes] | None = None
+        self._sst: list[str | None] = []
+
+    def _open(self, path: Path) -> None:
+        self.members = {info.filename: info.filename for info in self.zip.infolist()}
+        self.members_lower = {name.lower(): name for name in self.members}
+        try:
+            self.workbook_part = self._office_document()
+            if self.workbook_part.lower().endswith(".bin"):
+                raise WorkbookUnusable(f"{path.name} 是二进制工作簿（.xlsb），无法读取：请用 Excel 另存为 .xlsx 或 .xlsm 后重试")
+            if not self.has(self.workbook_part):
+                raise WorkbookUnusable(f"{path.name} 不是 Excel 工作簿（里面没有 {self.workbook_part}）：请给出 .xlsx 或 .xlsm 文件")
+            self.sheets, self.date1904, rels = self._workbook()
+            self.date_styles, self.cjk_date_styles = self._styles(rels.get("styles"))
+            self._sst_part = rels.get("sharedStrings")
+        except (expat.ExpatError, KeyError, ValueError, zipfile.BadZipFile, OSError) as exc:
+            raise WorkbookUnusable(f"{path.name} 的工作簿结构已损坏，无法读取：请用 Excel 打开并另存后重试（{exc}）") from None
+
+    def close(self) -> None:
+        self.zip.close()
+
+    # parts
+    def has(self, part: str) -> bool:
+        return part in self.members or part.lower() in self.members_lower
+
+    def member(self, part: str) -> str:
+        name = self.members.get(part) or self.members_lower.get(part.lower())
+        if name is None:
+            raise KeyError(part)
+        return name
+
+    def read(self, part: str) -> bytes:
+        return self.zip.read(self.member(part))
+
+    def _office_document(self) -> str:
+        if self.has("_rels/.rels"):
+            for rel_type, target in _relationships(self.read("_rels/.rels"), ""):
+                if rel_type.endswith("/officeDocument"):
+                    return target
+        return "xl/workbook.xml"
+
+    def _workbook(self) -> tuple[list[tuple[str, str]], bool, dict[str, str]]:
+        folder = posixpath.dirname(self.workbook_part)
+        rels_part = posixpath.join(folder, "_rels", posixpath.basename(self.workbook_part) + ".rels")
+        by_id: dict[str, str] = {}
+        by_type: dict[str, str] = {}
+        if self.has(rels_part):
+            parser = expat.ParserCreate(namespace_separator=" ")
+
+            def rel_start(name: str, attrs: dict[str, str]) -> None:
+                if _ns_local(name) == "Relationship" and attrs.get("TargetMode") != "External":
+                    target = _resolve(folder, attrs.get("Target", ""))
+                    by_id[attrs.get("Id", "")] = target
+                    by_type.setdefault(attrs.get("Type", "").rsplit("/", 1)[-1], target)
+
+            parser.StartElementHandler = rel_start
+            parser.Parse(self.read(rels_part), True)
+        sheets: list[tuple[str, str]] = []
+        flags = {"date1904": False}
+        parser = expat.ParserCreate(namespace_separator=" ")
+
+        def wb_start(name: str, attrs: dict[str, str]) -> None:
+            local = _ns_local(name)
+            if local == "sheet":
+                rid = attrs.get(f"{_REL_NS} id") or next((v for k, v in attrs.items() if k.endswith(" id")), "")
+                part = by_id.get(rid) or posixpath.join(folder, f"worksheets/sheet{len(sheets) + 1}.xml")
+                sheets.append((attrs.get("name", ""), part))
+            elif local == "workbookPr":
+                flags["date1904"] = attrs.get("date1904", "").lower() in ("1", "true")
+
+        parser.StartElementHandler = wb_start
+        parser.Parse(self.read(self.workbook_part), True)
+        return sheets, flags["date1904"], by_type
+
+    def _styles(self, part: str | None) -> tuple[list[bool], bool]:
+        """Per cell style index (the `s` of a cell): whether its number format is a date."""
+        if part is None or not self.has(part):
+            return [], False
+        formats: dict[int, str] = {}
+        xf_formats: list[int] = []
+        where = {"cellXfs": False}
+        parser = expat.ParserCreate()
+
+        def start(name: str, attrs: dict[str, str]) -> None:
+            local = _local(name)
+            if local == "numFmt":
+                with contextlib.suppress(ValueError):
+                    formats[int(attrs.get("numFmtId", "0"))] = attrs.get("formatCode", "")
+            elif local == "cellXfs":
+                where["cellXfs"] = True
+            elif local == "xf" and where["cellXfs"]:
+                try:
+                    xf_formats.append(int(attrs.get("numFmtId", "0")))
+                except ValueError:
+                    xf_formats.append(0)
+
+        def end(name: str) -> None:
+            if _local(name) == "cellXfs":
+                where["cellXfs"] = False
+
+        parser.StartElementHandler = start
+        parser.EndElementHandler = end
+        parser.Parse(self.read(part), True)
+        dates = [is_date_format(i, formats.get(i)) for i in xf_formats]
+        cjk = any(i in _CJK_DATE_IDS and i not in formats for i in xf_formats)
+        return dates, cjk
+
+    # shared strings: split fast, decoded on demand (a big log may hold a million notes)
+    _SI = re.compile(rb"<si>(.*?)</si>", re.DOTALL)
+    _SIMPLE_T = re.compile(rb'<t(?: xml:space="preserve")?>([^<]*)</t>')
+    _RPH = re.compile(rb"<rPh\b.*?</rPh>", re.DOTALL)
+    _ANY_T = re.compile(rb"<t\b[^>]*?(?:/>|>([^<]*)</t>)")
+
+    def shared_string(self, index: int) -> str:
+        if self._sst_raw is None:
+            self._load_sst()
+        sst = self._sst
+        try:
+            if index < 0:
+                raise IndexError(index)
+            text = sst[index]
+        except IndexError:
+            raise _CellIssue(Level.ERROR, str(index), "单元格引用了不存在的共享文字：文件已损坏，请用 Excel 打开并另存") from None
+        if text is None:
+            assert self._sst_raw is not None
+            raw = self._sst_raw[index]
+            simple = self._SIMPLE_T.fullmatch(raw)
+            if simple is not None:
+                text = simple.group(1).decode()
+            else:
+                text = "".join(m.group(1).decode() for m in self._ANY_T.finditer(self._RPH.sub(b"", raw)) if m.group(1))
+            if "&" in text:
+                text = html.unescape(text)
+            text = _unescape_x(text)
+            sst[index] = text
+        return text
+
+    def _load_sst(self) -> None:
+        if self._sst_part is None or not self.has(self._sst_part):
+            self._sst_raw, self._sst = [], []
+            return
+        data = self.read(self._sst_part)
+        raw = self._SI.findall(data)
+        if b"<sst " in data[:500] and data.count(b"<si>") == len(raw) and b"<si/>" not in data:
+            self._sst_raw = raw
+            self._sst = [None] * len(raw)
+        else:  # prefixed names, empty <si/> ...: parse properly
+            self._sst_raw = []
+            self._sst = list(_parse_sst(data))
+
+    # sheets
+    def sheet_part(self, name: str) -> str | None:
+        for sheet, part in self.sheets:
+            if sheet == name:
+                return part
+        for sheet, part in self.sheets:
+            if sheet.strip() == name:
+                return part
+        return None
+
+
+def _resolve(folder: str, target: str) -> str:
+    if target.startswith("/"):
+        return target.lstrip("/")
+    return posixpath.normpath(posixpath.join(folder, target))
+
+
+def _relationships(data: bytes, folder: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    parser = expat.ParserCreate(namespace_separator=" ")
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        if _ns_local(name) == "Relationship":
+            found.append((attrs.get("Type", ""), _resolve(folder, attrs.get("Target", ""))))
+
+    parser.StartElementHandler = start
+    parser.Parse(data, True)
+    return found
+
+
+def _parse_sst(data: bytes) -> list[str | None]:
+    strings: list[str | None] = []
+    state = {"in_si": False, "in_t": False, "rph": 0}
+    buf: list[str] = []
+    parser = expat.ParserCreate()
+    parser.buffer_text = True
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        local = _local(name)
+        if local == "si":
+            state["in_si"] = True
+            buf.clear()
+        elif local == "t" and state["in_si"] and not state["rph"]:
+            state["in_t"] = True
+        elif local == "rPh":
+            state["rph"] += 1
+
+    def end(name: str) -> None:
+        local = _local(name)
+        if local == "si":
+            state["in_si"] = False
+            strings.append(_unescape_x("".join(buf)))
+        elif local == "t":
+            state["in_t"] = False
+        elif local == "rPh":
+            state["rph"] -= 1
+
+    def chars(text: str) -> None:
+        if state["in_t"]:
+            buf.append(text)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chars
+    parser.Parse(data, True)
+    return strings
+
+
+# --- sheet XML -> cells ---------------------------------------------------------------------
+
+# The usual cell shapes (Excel, LibreOffice, openpyxl, XlsxWriter, WPS): r first, then s and t in
+# either order, an optional formula, an optional <v>. Anything else (inline strings, prefixed
+# names, extra attributes) fails the count check and the sheet goes to expat.
+_CELL = re.compile(
+    rb'<c r="([A-Z]{1,3})([0-9]+)"(?: s="([0-9]+)")?(?: t="([a-zA-Z]+)")?(?: s="([0-9]+)")?\s*'
+    rb'(?:/>|>(<f\b[^>]*?(?:/>|>[^<]*</f>))?(?:<v>([^<]*)</v>|<v\s*/>)?</c>)')
+
+# (row, column index, value) where value is the typed cell value, or a _CellIssue
+Cell = tuple[int, int, Any]
+
+
+class _SheetReader:
+    """Turns one sheet's XML into typed cells."""
+
+    def __init__(self, package: _Package) -> None:
+        self.pkg = package
+        self.date_styles = package.date_styles
+        self.date1904 = package.date1904
+        self._columns: dict[bytes, int] = {}
+        self._date_style = {str(i).encode(): True for i, is_date in enumerate(package.date_styles) if is_date}
+        self._date_cache: dict[bytes, Any] = {}
+        self._number_cache: dict[bytes, Any] = {}
+        self._string_cache: dict[bytes, Any] = {}
+
+    def cells(self, data: bytes, max_row: int | None = None, partial: bool = False) -> list[Cell]:
+        """Typed cells in document order. `partial`: data is only the start of the sheet XML."""
+        start = data.find(b"<sheetData>")
+        end = data.rfind(b"</sheetData>")
+        if partial and end < 0:
+            end = len(data)
+        if start >= 0 and end > start:
+            body = data[start + 11:end]
+            found = _CELL.findall(body)
+            if len(found) == body.count(b"<c ") + body.count(b"<c>") + body.count(b"<c/>"):
+                return self._convert_fast(found, max_row)
+        return self._expat_cells(data, max_row, partial)
+
+    def stream(self, package: _Package, part: str) -> Iterator[list[Cell]]:
+        """A big sheet's cells, a few MB of XML at a time (the usual cell shapes only: raises
+        _NotStandard otherwise, and the caller reads the whole sheet with cells())."""
+        with package.zip.open(package.member(part)) as stream:
+            carry = b""
+            started = False
+            while True:
+                chunk = stream.read(STREAM_CHUNK)
+                data = carry + chunk
+                if not started:
+                    at = data.find(b"<sheetData>")
+                    if at < 0:
+                        if chunk:
+                            carry = data
+                            continue
+                        raise _NotStandard
+                    data = data[at + 11:]
+                    started = True
+                if chunk:
+                    cut = data.rfind(b"</row>")
+                    if cut < 0:
+                        carry = data
+                        continue
+                    body, carry = data[:cut + 6], data[cut + 6:]
+                else:
+                    end = data.rfind(b"</sheetData>")
+                    body = data[:end] if end >= 0 else data
+                found = _CELL.findall(body)
+                if len(found) != body.count(b"<c ") + body.count(b"<c>") + body.count(b"<c/>"):
+                    raise _NotStandard
+                yield self._convert_fast(found, None)
+                if not chunk:
+                    return
+
+    def table(self, sheet: str, data: bytes, headers: dict[str, int], problems: list[Problem]) -> list[dict[str, Any]]:
+        """The data rows of a small sheet as raw rows (header -> value, plus "row")."""
+        start = data.find(b"<sheetData>")
+        end = data.rfind(b"</sheetData>")
+        if start >= 0 and end > start:
+            body = data[start + 11:end]
+            found = _CELL.findall(body)
+            if len(found) == body.count(b"<c ") + body.count(b"<c>") + body.count(b"<c/>"):
+                rows = self._rows_fast(sheet, found, headers, problems)
+                _parameter_warnings(sheet, rows, problems)
+                return rows
+        cells = self._expat_cells(data, None)
+        return _rows(_Sheet(sheet, headers, cells), problems)
+
+    def _rows_fast(self, sheet: str, found: list[tuple[bytes, ...]], headers: dict[str, int],
+                   problems: list[Problem]) -> list[dict[str, Any]]:
+        """_convert_fast and _rows in one loop: the hot path of the small sheets."""
+        by_col = {col: header for header, col in headers.items()}
+        dates_at = DATE_HEADERS.get(sheet, frozenset())
+        codes = CODE_HEADERS
+        date_style = self._date_style
+        dates = self._date_cache
+        numbers = self._number_cache
+        strings = self._string_cache
+        columns = self._columns
+        shared = self.pkg.shared_string
+        by_row: dict[int, dict[str, Any]] = {}
+        current: dict[str, Any] = {}
+        current_text = b""
+        for letters, row_text, s1, t, s2, formula, v in found:
+            ci = columns.get(letters)
+            if ci is None:
+                ci = self._col(letters)
+            header = by_col.get(ci)
+            if header is None:
+                continue
+            if row_text != current_text:
+                row = int(row_text)
+                if row <= 1:
+                    continue
+                current_text = row_text
+                current = by_row.get(row)  # type: ignore[assignment]
+                if current is None:
+                    current = by_row[row] = {"row": row}
+            if not v:
+                if formula:
+                    problems.append(Problem(Level.WARNING, sheet, current["row"], header, "", _NO_CACHED_VALUE))
+                continue
+            try:
+                if t == b"s":
+                    value: Any = strings.get(v)
+                    if value is None:
+                        value = strings[v] = shared(int(v))
+                    if value.isspace() or not value:
+                        continue
+                    if header in dates_at:
+                        _warn_text_date(sheet, current["row"], header, value, problems)
+                    current[header] = value
+                    continue
+                if not t or t == b"n":
+                    if date_style.get(s1 or s2):
+                        value = dates.get(v)
+                        if value is None:
+                            value = dates[v] = self._date(float(v), v.decode())
+                    elif b"." in v or b"E" in v or b"e" in v:
+                        value = numbers.get(v)
+                        if value is None:
+                            value = numbers[v] = _number(v)
+                    else:
+                        value = int(v)
+                    if header in codes and not isinstance(value, dt.date):
+                        value = _code_text(value)
+                else:
+                    value = self._typed(t.decode(), html.unescape(v.decode()) if b"&" in v else v.decode(), s1 or s2)
+                    if isinstance(value, str):
+                        if value.isspace() or not value:
+                            continue
+                        if header in dates_at:
+                            _warn_text_date(sheet, current["row"], header, value, problems)
+                    elif header in codes and isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+                        value = _code_text(value)
+            except _CellIssue as issue:
+                problems.append(Problem(issue.level, sheet, current["row"], header, issue.value, issue.message))
+                continue
+            except (ValueError, InvalidOperation, OverflowError):
+                problems.append(Problem(Level.ERROR, sheet, current["row"], header, v.decode(errors="replace"),
+                                        "单元格的值无法识别：请重新输入"))
+                continue
+            current[header] = value
+        return sorted((r for r in by_row.values() if len(r) > 1), key=lambda r: r["row"])
+
+    def _col(self, letters: bytes) -> int:
+        index = self._columns.get(letters)
+        if index is None:
+            index = self._columns[letters] = column_index(letters.decode())
+        return index
+
+    def _convert_fast(self, found: list[tuple[bytes, ...]], max_row: int | None) -> list[Cell]:
+        """The hot loop of the small sheets (under 1 µs a cell). Dates, shared strings and
+        decimals repeat a lot, so their conversions are remembered by their XML text."""
+        out: list[Cell] = []
+        append = out.append
+        date_style = self._date_style
+        dates = self._date_cache
+        numbers = self._number_cache
+        strings = self._string_cache
+        columns = self._columns
+        shared = self.pkg.shared_string
+        last = max_row if max_row is not None else 1 << 62
+        for letters, row_text, s1, t, s2, formula, v in found:
+            ci = columns.get(letters)
+            if ci is None:
+                ci = self._col(letters)
+            row = int(row_text)
+            if row > last:
+                break
+            if not v:
+                if formula:
+                    append((row, ci, _CellIssue(Level.WARNING, "", _NO_CACHED_VALUE)))
+                continue
+            try:
+                if t == b"s":
+                    value: Any = strings.get(v)
+                    if value is None:
+                        value = strings[v] = shared(int(v))
+                elif not t or t == b"n":
+                    if date_style.get(s1 or s2):
+                        value = dates.get(v)
+                        if value is None:
+                            value = dates[v] = self._date(float(v), v.decode())
+                    elif b"." in v or b"E" in v or b"e" in v:
+                        value = numbers.get(v)
+                        if value is None:
+                            value = numbers[v] = _number(v)
+                    else:
+                        value = int(v)
+                else:
+                    value = self._typed(t.decode(), html.unescape(v.decode()) if b"&" in v else v.decode(), s1 or s2)
+            except _CellIssue as issue:
+                value = issue
+            except (ValueError, InvalidOperation, OverflowError):
+                value = _CellIssue(Level.ERROR, v.decode(errors="replace"), "单元格的值无法识别：请重新输入")
+            append((row, ci, value))
+        return out
+
+    def _date(self, serial: float, text: str) -> dt.date:
+        if not 0 <= serial <= _MAX_SERIAL:
+            raise _CellIssue(Level.ERROR, text, f"日期超出范围（日期序号 {text}）：请填写正确的日期，如 2026-03-05")
+        return serial_to_date(serial, self.date1904)
+
+    def _typed(self, t: str, text: str, style: bytes | str | None) -> Any:
+        """Values of the rarer cell types (t="str", "b", "e", "d", "inlineStr", numbers via expat)."""
+        if t in ("str", "inlineStr"):
+            return _unescape_x(text)
+        if t == "b":
+            return text.strip() in ("1", "true", "TRUE")
+        if t == "e":
+            raise _CellIssue(Level.ERROR, text, f"单元格是错误值 {text}：请修正公式或改成正确的值")
+        if t == "d":
+            try:
+                return dt.date.fromisoformat(text.strip()[:10])
+            except ValueError:
+                raise _CellIssue(Level.ERROR, text, "日期无法识别：请填写正确的日期，如 2026-03-05") from None
+        if t == "s":
+            return self.pkg.shared_string(int(text))
+        # a number
+        s = int(style) if style else 0
+        if s < len(self.date_styles) and self.date_styles[s]:
+            return self._date(float(text), text)
+        return _number(text.strip())
+
+    def _expat_cells(self, data: bytes, max_row: int | None, partial: bool = False) -> list[Cell]:
+        """The general path: any valid sheet XML (namespace prefixes, inline and rich strings,
+        cells without r, attributes in any order)."""
+        out: list[Cell] = []
+        buf: list[str] = []
+        st: dict[str, Any] = {"row": 0, "next_col": 0, "collect": False, "inline": False, "rph": 0}
+        cell: dict[str, Any] = {}
+        parser = expat.ParserCreate()
+        parser.buffer_text = True
+
+        class _Done(Exception):
+            pass
+
+        def start(name: str, attrs: dict[str, str]) -> None:
+            local = _local(name)
+            if local == "c":
+                ref = attrs.get("r")
+                row, col = st["row"], st["next_col"]
+                if ref:
+                    match = re.fullmatch(r"\$?([A-Za-z]{1,3})\$?([0-9]+)", ref)
+                    if match:
+                        col = column_index(match.group(1).upper())
+                        row = int(match.group(2))
+                st["next_col"] = col + 1
+                cell.update(row=row, col=col, t=attrs.get("t", "n"), s=attrs.get("s"), f=False)
+                st["inline"] = cell["t"] == "inlineStr"
+                buf.clear()
+            elif local == "row":
+                if max_row is not None and st["row"] >= max_row:
+                    raise _Done
+                r = attrs.get("r")
+                st["row"] = int(r) if r and r.isdigit() else st["row"] + 1
+                st["next_col"] = 0
+            elif (local == "v" and not st["inline"]) or (local == "t" and st["inline"] and not st["rph"]):
+                st["collect"] = True
+            elif local == "f":
+                cell["f"] = True
+            elif local == "rPh":
+                st["rph"] += 1
+
+        def end(name: str) -> None:
+            local = _local(name)
+            if local in ("v", "t"):
+                st["collect"] = False
+            elif local == "rPh":
+                st["rph"] -= 1
+            elif local == "c":
+                text = "".join(buf)
+                if text == "" and cell["t"] not in ("inlineStr", "str"):
+                    if cell["f"]:
+                        out.append((cell["row"], cell["col"], _CellIssue(
+                            Level.WARNING, "", _NO_CACHED_VALUE)))
+                    return
+                try:
+                    value = self._typed(cell["t"], text, cell["s"])
+                except _CellIssue as issue:
+                    value = issue
+                except (ValueError, InvalidOperation, OverflowError):
+                    value = _CellIssue(Level.ERROR, text, "单元格的值无法识别：请重新输入")
+                out.append((cell["row"], cell["col"], value))
+
+        def chars(text: str) -> None:
+            if st["collect"]:
+                buf.append(text)
+
+        parser.StartElementHandler = start
+        parser.EndElementHandler = end
+        parser.CharacterDataHandler = chars
+        with contextlib.suppress(_Done):
+            parser.Parse(data, not partial)
+        return out
+
+
+# --- sheets -> raw rows -----------------------------------------------------------------------
+
+@dataclass
+class _Sheet:
+    name: str
+    headers: dict[str, int]  # header text -> column index (first occurrence)
+    cells: list[Cell]
+
+
+def _header_map(sheet: str, cells: Iterable[Cell], problems: list[Problem]) -> dict[str, int]:
+    headers: dict[str, int] = {}
+    for _, col, value in sorted((c for c in cells if c[0] == 1), key=lambda c: c[1]):
+        if value is None or isinstance(value, _CellIssue):
+            continue
+        text = value.isoformat() if isinstance(value, dt.date) else str(value)
+        text = text.strip()
+        if not text or text == "row":
+            continue
+        if text in headers:
+            problems.append(Problem(Level.ERROR, sheet, 1, text, text,
+                                    f"表头“{text}”出现了两次（{column_letter(headers[text])} 列和 {column_letter(col)} 列）："
+                                    f"只读取 {column_letter(headers[text])} 列，请删除或改名另一列"))
+            continue
+        headers[text] = col
+    return headers
+
+
+def _check_headers(sheet: str, headers: dict[str, int], problems: list[Problem]) -> bool:
+    missing = [h for h in REQUIRED_HEADERS[sheet] if h not in headers]
+    for header in missing:
+        problems.append(Problem(Level.ERROR, sheet, 1, header, "",
+                                f"缺少列“{header}”：请在“{sheet}”第 1 行加上表头“{header}”（列的顺序不限）"))
+    return not missing
+
+
+def _text_date(text: str) -> dt.date | None:
+    match = TEXT_DATE.fullmatch(text.strip())
+    if match is None:
+        return None
+    try:
+        return dt.date(*(int(g) for g in match.groups()))
+    except ValueError:
+        return None
+
+
+def _text_date_warning(sheet: str, row: int, header: str, text: str) -> Problem | None:
+    stripped = text.strip()
+    match = TEXT_DATE.fullmatch(stripped)
+    if match is None:
+        return None
+    day = _text_date(stripped)
+    if day is None:
+        return None  # an impossible date: the core reports it (日期不存在)
+    return Problem(Level.WARNING, sheet, row, header, text,
+                   f"文本日期：“{stripped}”是文字不是 Excel 日期，已按 {day.isoformat()} 读取；建议把单元格设为日期格式")
+
+
+def _rows(sheet: _Sheet, problems: list[Problem]) -> list[dict[str, Any]]:
+    by_col = {col: header for header, col in sheet.headers.items()}
+    dates = DATE_HEADERS.get(sheet.name, frozenset())
+    codes = CODE_HEADERS
+    by_row: dict[int, dict[str, Any]] = {}
+    for row, col, value in sheet.cells:
+        if row <= 1:
+            continue
+        header = by_col.get(col)
+        if header is None:
+            continue
+        if isinstance(value, _CellIssue):
+            problems.append(Problem(value.level, sheet.name, row, header, value.value, value.message))
+            continue
+        if isinstance(value, str):
+            if not value.strip():
+                continue
+            if header in dates:
+                _warn_text_date(sheet.name, row, header, value, problems)
+        elif header in codes and isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+            value = _code_text(value)
+        current = by_row.get(row)
+        if current is None:
+            current = by_row[row] = {"row": row}
+        current[header] = value
+    rows = sorted(by_row.values(), key=lambda r: r["row"])
+    _parameter_warnings(sheet.name, rows, problems)
+    return rows
+
+
+def _parameter_warnings(sheet: str, rows: list[dict[str, Any]], problems: list[Problem]) -> None:
+    if sheet != PARAM_SHEET:
+        return
+    for raw in rows:
+        name, value = raw.get("参数"), raw.get("值")
+        if isinstance(name, str) and name.strip() in DATE_PARAMETERS and isinstance(value, str):
+            _warn_text_date(sheet, raw["row"], "值", value, problems)
+
+
+def _warn_text_date(sheet: str, row: int, header: str, text: str, problems: list[Problem]) -> None:
+    warning = _text_date_warning(sheet, row, header, text)
+    if warning is not None:
+        problems.append(warning)
+
+
+# --- the log ----------------------------------------------------------------------------------
+
+_CALAMINE_DATETIME = r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$"
+_PLAUSIBLE_SERIALS = (18264, 109574)  # 1950-01-01 .. 2199-12-31
+
+
+def _log_columns(wanted: dict[str, int]) -> list[int]:
+    return sorted({wanted[h] for h in LOG_COLUMNS})
+
+
+def _log_frame_fast(path: Path, sheet: str, wanted: dict[str, int]) -> pl.DataFrame | None:
+    """The log's columns as text, read by calamine (fastexcel) in this process; None when
+    fastexcel is missing or fails (the caller then uses the exact reader)."""
+    try:
+        import fastexcel
+    except ImportError:
+        return None
+    order = _log_columns(wanted)
+    try:
+        reader = fastexcel.read_excel(str(path))
+        try:
+            import pyarrow  # noqa: F401  (the eager load needs it and is much faster)
+
+            frame = pl.from_arrow(reader.load_sheet_eager(sheet, header_row=0, use_columns=order, dtypes="string"))
+        except ImportError:
+            frame = pl.DataFrame(reader.load_sheet(sheet, header_row=0, use_columns=order, dtypes="string"))
+    except Exception:  # fastexcel raises its own error types; the exact reader is the fallback
+        return None
+    assert isinstance(frame, pl.DataFrame)
+    return _shape_log(frame, wanted)
+
+
+def _shape_log(frame: pl.DataFrame, wanted: dict[str, int]) -> pl.DataFrame | None:
+    """calamine's frame (columns named by their header, in sheet order) -> one text column per
+    log header plus `row` (row i of the frame is sheet row i + 2). None if it is not what was asked."""
+    order = _log_columns(wanted)
+    if frame.width != len(order):
+        return None
+    names = dict(zip(order, frame.columns, strict=True))
+    header_of = {index: header for header, index in wanted.items() if header in LOG_COLUMNS}
+    if any(name.strip() != header_of[index] for index, name in names.items()):
+        return None
+    frame = frame.select([pl.col(names[wanted[h]]).cast(pl.String).alias(h) for h in LOG_COLUMNS])
+    return frame.with_row_index("row", offset=2).with_columns(pl.col("row").cast(pl.Int64))
+
+
+# A log sheet this big (uncompressed XML; 1M rows are about 260 MB) is read by calamine in a second
+# process while this one reads the small sheets: on two cores that hides them (about a second).
+PARALLEL_MIN_BYTES = 32 << 20
+
+_CHILD = """
+import sys
+import fastexcel, pyarrow as pa, pyarrow.ipc as ipc
+path, sheet, columns, out = sys.argv[1], sys.argv[2], [int(c) for c in sys.argv[3].split(",")], sys.argv[4]
+batch = fastexcel.read_excel(path).load_sheet_eager(sheet, header_row=0, use_columns=columns, dtypes="string")
+with pa.OSFile(out, "wb") as sink, ipc.new_file(sink, batch.schema) as writer:
+    writer.write_batch(batch)
+"""
+
+
+def _spare_core() -> bool:
+    """Whether a second process would get a core of its own. Measured on 2 cores with a 1M-row log:
+    0.6 s faster when idle, 0.3 s slower with one core taken by another job (the load average)."""
+    cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return False
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows has no load average
+        return True
+    return load <= cpus - 0.75
+
+
+class _LogRead:
+    """Reading the log with calamine: started early (in a second process when it pays), finished
+    after the small sheets. `frame()` falls back to this process, `close()` never leaves anything."""
+
+    def __init__(self, package: _Package, part: str, sheet: str, wanted: dict[str, int]) -> None:
+        self.path, self.sheet, self.wanted = package.path, sheet, wanted
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.out: str | None = None
+        if self._worth_a_process(package, part):
+            self._start()
+
+    @staticmethod
+    def _worth_a_process(package: _Package, part: str) -> bool:
+        try:
+            size = package.zip.getinfo(package.member(part)).file_size
+        except KeyError:
+            return False
+        return (size >= PARALLEL_MIN_BYTES and bool(sys.executable) and _spare_core()
+                and importlib.util.find_spec("fastexcel") is not None and importlib.util.find_spec("pyarrow") is not None)
+
+    def _start(self) -> None:
+        try:
+            handle, self.out = tempfile.mkstemp(prefix="xlsales-log-", suffix=".arrow")
+            os.close(handle)
+            columns = ",".join(str(c) for c in _log_columns(self.wanted))
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(self.path), self.sheet, columns, self.out],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        except OSError:
+            self.close()
+
+    def frame(self) -> pl.DataFrame | None:
+        shaped = None
+        if self.proc is not None and self.out is not None:
+            try:
+                if self.proc.wait() == 0:
+                    with open(self.out, "rb") as stream:
+                        shaped = _shape_log(pl.read_ipc(stream), self.wanted)
+            except (OSError, pl.exceptions.PolarsError):
+                shaped = None
+            finally:
+                self.close()
+        return shaped if shaped is not None else _log_frame_fast(self.path, self.sheet, self.wanted)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        if self.out is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.out)
+            self.out = None
+
+
+def _code_text(value: int | Decimal) -> str:
+    if isinstance(value, int):
+        return str(value)
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _as_text(value: Any) -> str | None:
+    """A typed cell value in the form calamine gives text-typed columns (for the exact fallback)."""
+    if value is None or isinstance(value, _CellIssue):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.date):
+        return value.isoformat() + "T00:00:00"
+    if isinstance(value, Decimal):
+        return _code_text(value)
+    return str(value)
+
+
+STREAM_CHUNK = 1 << 23  # bytes of sheet XML the exact log reader takes at a time
+_RAW_LOG_SCHEMA = {"row": pl.Int64, **{h: pl.String for h in LOG_COLUMNS}}
+
+
+def _log_frame_exact(package: _Package, reader: _SheetReader, part: str, headers: dict[str, int]) -> pl.DataFrame:
+    """The log's columns as text, read by this module (when fastexcel is missing or fails), in the
+    form calamine gives them. Streamed a few MB of XML at a time, so memory stays bounded."""
+    try:
+        frames = [_raw_log_chunk(cells, headers) for cells in reader.stream(package, part)]
+    except _NotStandard:
+        frames = [_raw_log_chunk(reader.cells(package.read(part)), headers)]
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=_RAW_LOG_SCHEMA)
+    return frame.sort("row") if not frame["row"].is_sorted() else frame
+
+
+def _raw_log_chunk(cells: list[Cell], headers: dict[str, int]) -> pl.DataFrame:
+    slot = {headers[h]: k for k, h in enumerate(LOG_COLUMNS)}
+    rows: list[int] = []
+    columns: list[list[str | None]] = [[] for _ in LOG_COLUMNS]
+    current = -1
+    for row, col, value in cells:
+        k = slot.get(col)
+        if k is None or row <= 1:
+            continue
+        if row != current:
+            current = row
+            rows.append(row)
+            for column in columns:
+                column.append(None)
+        columns[k][-1] = _as_text(value)
+    return pl.DataFrame({"row": rows, **dict(zip(LOG_COLUMNS, columns, strict=True))}, schema=_RAW_LOG_SCHEMA)
+
+
+def validate_log(raw: pl.DataFrame, problems: list[Problem], *, numbers_are_dates: bool = False,
+                 date1904: bool = False) -> ActivityLog:
+    """Raw log columns (text, one per header, plus `row`) -> a clean ActivityLog. Every bad cell is
+    an ERROR naming its cell and its row is left out; blank rows are skipped; 次数 blank means 1.
+
+    `numbers_are_dates`: the workbook has date formats calamine does not recognise (the CJK
+    built-ins), so a plain number in 日期 may be a date serial."""
+    headers = list(LOG_COLUMNS)
+    cleaned = _tidy(raw, [h for h in headers if h != "日期"])  # odd dates are looked at one by one
+    cleaned = cleaned.filter(pl.any_horizontal(pl.col(h).is_not_null() for h in headers))
+
+    date_col, count_col = "日期", "次数"
+    # a date cell, as calamine writes it (other shapes, such as t="d" cells, are looked at one by one)
+    real_date = pl.col(date_col).str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).dt.date()
+    count_num = pl.col(count_col).cast(pl.Float64, strict=False)
+    count_ok = pl.col(count_col).is_null() | (
+        count_num.is_not_null() & count_num.is_finite() & (count_num == count_num.floor())
+        & (count_num >= 1) & (count_num <= MAX_COUNT))
+    cleaned = cleaned.with_columns(real_date.alias("date")).with_columns(
+        _real=pl.col("date").is_not_null(),
+        _count_ok=count_ok,
+        _text_ok=pl.all_horizontal(pl.col(h).is_not_null() for h in LOG_REQUIRED_TEXT),
+    )
+    odd = cleaned.filter(~pl.col("_real") | ~pl.col("_count_ok") | ~pl.col("_text_ok"))
+
+    bad_rows: set[int] = set()
+    fixed_rows: list[int] = []
+    fixed_dates: list[dt.date] = []
+
+    def error(row: int, header: str, value: Any, message: str) -> None:
+        problems.append(Problem(Level.ERROR, LOG_SHEET, row, header, "" if value is None else str(value), message))
+        bad_rows.add(row)
+
+    for rec in odd.select("row", date_col, count_col, *LOG_REQUIRED_TEXT, "_real", "_count_ok").iter_rows(named=True):
+        row = rec["row"]
+        if not rec["_real"]:
+            day = _odd_date(row, rec[date_col], numbers_are_dates, date1904, problems, error)
+            if day is not None:
+                fixed_rows.append(row)
+                fixed_dates.append(day)
+        for header in LOG_REQUIRED_TEXT:
+            if rec[header] is None:
+                error(row, header, None, f"{header}不能为空：请填写{header}")
+        if not rec["_count_ok"]:
+            error(row, count_col, rec[count_col], _count_message(rec[count_col]))
+
+    frame = cleaned
+    if fixed_rows:
+        fixes = pl.DataFrame({"row": fixed_rows, "_fixed": fixed_dates}, schema={"row": pl.Int64, "_fixed": pl.Date})
+        frame = frame.join(fixes, on="row", how="left", maintain_order="left").with_columns(
+            pl.coalesce("date", "_fixed").alias("date"))
+    if bad_rows:
+        frame = frame.filter(~pl.col("row").is_in(sorted(bad_rows)))
+    frame = frame.select(
+        pl.col("row").cast(pl.Int64),
+        pl.col("date"),
+        *[pl.col(h).alias(LOG_COLUMNS[h]) for h in headers if LOG_COLUMNS[h] not in ("date", "count")],
+        pl.col(count_col).cast(pl.Float64, strict=False).fill_null(1).cast(pl.Int64).alias("count"),
+    ).select(list(LOG_SCHEMA)).cast(LOG_SCHEMA)  # type: ignore[arg-type]
+    return ActivityLog(frame)
+
+
+def _tidy(raw: pl.DataFrame, headers: list[str]) -> pl.DataFrame:
+    """Strip surrounding spaces and make blank text null, in the columns that need it. Whether a
+    column needs it is decided on its distinct values (a log column holds a few thousand), which
+    costs a fraction of stripping a million strings."""
+    untidy = []
+    for header in headers:
+        distinct = raw.get_column(header).unique().drop_nulls()
+        if ((distinct.str.strip_chars() != distinct) | (distinct.str.len_bytes() == 0)).any():
+            untidy.append(header)
+    if not untidy:
+        return raw
+    stripped = [pl.col(h).str.strip_chars() for h in untidy]
+    return raw.with_columns([pl.when(e.str.len_bytes() > 0).then(e).alias(h) for h, e in zip(untidy, stripped, strict=True)])
+
+
+def _odd_date(row: int, text: str | None, numbers_are_dates: bool, date1904: bool, problems: list[Problem],
+              error: Callable[[int, str, Any, str], None]) -> dt.date | None:
+    header = "日期"
+    if text is not None and re.match(_CALAMINE_DATETIME, text):
+        try:
+            return dt.date.fromisoformat(text[:10])
+        except ValueError:
+            pass
+    text = text.strip() if text is not None else None
+    if not text:
+        error(row, header, None, "日期不能为空：请填写动作发生的日期")
+        return None
+    number: float | None
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        low, high = _PLAUSIBLE_SERIALS
+        if numbers_are_dates and low <= number <= high:
+            return serial_to_date(number, date1904)
+        error(row, header, text, f"日期是数字 {text}，不是日期：请把单元格设为日期格式，并填写日期（如 2026-03-05）")
+        return None
+    if TEXT_DATE.fullmatch(text) is None:
+        error(row, header, text, f"日期“{text}”无法识别：请填写日期，如 2026-03-05")
+        return None
+    day = _text_date(text)
+    if day is None:
+        error(row, header, text, f"日期“{text}”不存在：请改成正确的日期")
+        return None
+    warning = _text_date_warning(LOG_SHEET, row, header, text)
+    if warning is not None:
+        problems.append(warning)
+    return day
+
+
+def _count_message(text: str) -> str:
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return f"次数“{text}”不是数字：请填写不小于 1 的整数（留空按 1 次）"
+    if number != number or number in (float("inf"), float("-inf")):
+        return f"次数“{text}”不是数字：请填写不小于 1 的整数（留空按 1 次）"
+    if number != int(number):
+        return f"次数 {text} 不是整数：请填写不小于 1 的整数（留空按 1 次）"
+    if number < 1:
+        return f"次数 {text} 小于 1：请填写不小于 1 的整数（留空按 1 次）"
+    return f"次数 {text} 过大（最多 {MAX_COUNT}）：请核对"
+
+
+# --- the entry point ------------------------------------------------------------------------
+
+def read_workbook(path: str | Path) -> WorkbookData:
+    """Read every contract sheet of the workbook. Raises WorkbookUnusable when the file cannot be
+    read at all; everything else (a missing sheet or column, a bad cell) is a problem in the result."""
+    path = Path(path)
+    package = _Package(path)
+    try:
+        return _read(package)
+    except (zipfile.BadZipFile, OSError, EOFError, expat.ExpatError, KeyError, RuntimeError) as exc:
+        raise WorkbookUnusable(f"{path.name} 已损坏，无法读取：请用 Excel 打开并另存后重试（{exc}）") from None
+    finally:
+        package.close()
+
+
+def _read(package: _Package) -> WorkbookData:
+    problems: list[Problem] = []
+    tables: dict[str, list[dict[str, Any]]] = {}
+    columns: dict[str, dict[str, str]] = {}
+    log: ActivityLog | None = None
+    names = [name for name, _ in package.sheets]
+    reader = _SheetReader(package)
+
+    for sheet in REQUIRED_HEADERS:
+        if package.sheet_part(sheet) is None and sheet not in OPTIONAL_SHEETS:
+            listed = "、".join(REQUIRED_HEADERS[sheet])
+            problems.append(Problem(Level.ERROR, sheet, None, None, "",
+                                    f"缺少工作表“{sheet}”：请添加这张表，第 1 行写表头 {listed}"))
+
+    wanted = [s for s in REQUIRED_HEADERS if package.sheet_part(s) is not None]
+    order = {name.strip(): i for i, name in enumerate(names)}
+    log_part = package.sheet_part(LOG_SHEET)
+    log_read = _start_log(package, reader, log_part, problems, columns) if log_part is not None else None
+    try:
+        for sheet in sorted(wanted, key=lambda s: order.get(s, 0)):
+            if sheet != LOG_SHEET:
+                _read_table(package, reader, sheet, problems, tables, columns)
+        if log_read is not None:
+            assert log_part is not None
+            log = _finish_log(package, reader, log_part, log_read, problems)
+    finally:
+        if log_read is not None:
+            log_read[1].close()
+    return WorkbookData(tables=tables, log=log, columns=columns, sheet_names=names, problems=problems)
+
+
+def _read_table(package: _Package, reader: _SheetReader, sheet: str, problems: list[Problem],
+                tables: dict[str, list[dict[str, Any]]], columns: dict[str, dict[str, str]]) -> None:
+    part = package.sheet_part(sheet)
+    assert part is not None
+    data = package.read(part)
+    end = _first_row_end(data)
+    head = reader.cells(data[:end] if end else data, max_row=1, partial=bool(end))
+    headers = _header_map(sheet, head, problems)
+    columns[sheet] = {h: column_letter(c) for h, c in headers.items()}
+    if _check_headers(sheet, headers, problems):
+        tables[sheet] = reader.table(sheet, data, headers, problems)
+
+
+def _start_log(package: _Package, reader: _SheetReader, part: str, problems: list[Problem],
+               columns: dict[str, dict[str, str]]) -> tuple[dict[str, int], _LogRead] | None:
+    """Read the log's header; if it is complete, start reading the log."""
+    head, partial = _head(package, part)
+    header_cells = reader.cells(head, max_row=1, partial=partial)
+    headers = _header_map(LOG_SHEET, header_cells, problems)
+    columns[LOG_SHEET] = {h: column_letter(c) for h, c in headers.items()}
+    if not _check_headers(LOG_SHEET, headers, problems):
+        return None
+    return headers, _LogRead(package, part, _sheet_title(package, LOG_SHEET), headers)
+
+
+def _finish_log(package: _Package, reader: _SheetReader, part: str, started: tuple[dict[str, int], _LogRead],
+                problems: list[Problem]) -> ActivityLog:
+    headers, log_read = started
+    raw = log_read.frame()
+    numbers_are_dates = package.cjk_date_styles
+    if raw is None:
+        raw = _log_frame_exact(package, reader, part, headers)
+        numbers_are_dates = False
+    return validate_log(raw, problems, numbers_are_dates=numbers_are_dates, date1904=package.date1904)
+
+
+def _sheet_title(package: _Package, sheet: str) -> str:
+    for name, _ in package.sheets:
+        if name == sheet or name.strip() == sheet:
+            return name
+    return sheet
+
+
+def _head(package: _Package, part: str, limit: int = 1 << 16) -> tuple[bytes, bool]:
+    """The start of a sheet's XML, up to the end of its first row (and whether it is cut short)."""
+    chunks: list[bytes] = []
+    with package.zip.open(package.member(part)) as stream:
+        while True:
+            chunk = stream.read(limit)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            data = b"".join(chunks)
+            end = _first_row_end(data)
+            if end is not None:
+                return data[:end], True
+        data = b"".join(chunks)
+    return data, False
+
+
+_ROW_END = re.compile(rb"</(?:\w+:)?row>|<(?:\w+:)?row\b[^>]*/>|</(?:\w+:)?sheetData>|<(?:\w+:)?sheetData\s*/>")
+
+
+def _first_row_end(data: bytes) -> int | None:
+    match = _ROW_END.search(data)
+    if match is None:
+        return None
+    if b"sheetData" in match.group(0):
+        return None  # an empty sheet: read it whole (it is short)
+    return match.end()

@@ -1,0 +1,179 @@
+"""`xlsales compute | validate | init | demo` on real files: the contract's exit codes, summaries,
+what is written and what is left alone, and a golden workbook with expected values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import zipfile
+from decimal import Decimal
+
+import openpyxl
+import pytest
+
+from xlsales.adapters.sheets import write_tables
+from xlsales.cli import main
+from xlsales.core.rulebook import default_tables
+
+OUTPUTS = ("关系评分", "月度排名", "排名历史", "提成发放表", "提成汇总", "商机预测", "校验结果")
+
+
+def golden_tables(**changes):
+    """The worked example of rules.md §4.1 as a workbook: floor = challenge = 10M, one order of 15M."""
+    tables = {k: list(v) for k, v in default_tables().items()}
+    rows = {
+        "参数": [{"参数": "评估日期", "值": dt.date(2026, 6, 30)}],
+        "销售人员": [{"工号": "E1", "姓名": "张三", "区域": "华东", "状态": "在职"},
+                  {"工号": "E2", "姓名": "李四", "区域": "华东", "状态": "在职"},
+                  {"工号": "E3", "姓名": "王五", "区域": "华北", "状态": "在职"}],
+        "客户": [{"客户编码": "C1", "客户名称": "=1+1", "客户经理": "E1", "必保": "否", "自评等级": "支持"}],
+        "客户关系记录": [{"日期": dt.date(2026, 6, 1), "工号": "E1", "客户编码": "C1", "联系人": "刘总", "角色": "决策层",
+                     "动作编码": "A07", "次数": 1}],
+        "业绩目标": [{"年度": 2026, "工号": e, "保底目标": 10_000_000, "挑战目标": 10_000_000} for e in ("E1", "E2", "E3")],
+        "订单": [{"订单号": "SO1", "签约日期": dt.date(2026, 3, 5), "工号": "E1", "客户编码": "C1", "合同金额": 15_000_000,
+                "毛利率": Decimal("0.28")}],
+        "回款": [{"订单号": "SO1", "回款日期": dt.date(2026, 4, 1), "回款金额": 6_000_000}],
+        "商机": [{"商机编码": "P1", "客户编码": "C1", "工号": "E1", "金额": 10_000_000, "状态": "跟进中"}],
+    }
+    rows.update(changes)
+    for sheet, data in rows.items():
+        tables[sheet] = [{"row": i, **r} for i, r in enumerate(data, 2)]
+    return tables
+
+
+@pytest.fixture
+def golden(tmp_path):
+    path = tmp_path / "golden.xlsx"
+    write_tables(path, golden_tables())
+    return path
+
+
+def sheet_rows(path, sheet):
+    book = openpyxl.load_workbook(path, read_only=True)
+    rows = [list(r) for r in book[sheet].iter_rows(values_only=True)]
+    book.close()
+    return rows
+
+
+def records(path, sheet):
+    header, *rows = sheet_rows(path, sheet)
+    return [dict(zip(header, r, strict=False)) for r in rows]
+
+
+def parts(path):
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def test_compute_writes_the_expected_values(golden, capsys):
+    assert main(["compute", str(golden)]) == 0
+    out = capsys.readouterr().out
+    assert "排名 3 人" in out and "提成发放表 4 行" in out
+    payouts = {r["行ID"]: r for r in records(golden, "提成发放表")}
+    assert {k: v["金额"] for k, v in payouts.items()} == {
+        "E1/SO1/提成/签约/20260305": 250000, "E1/SO1/毛利奖/签约/20260305": 225000,
+        "E1/SO1/提成/回款/20260401": 100000, "E1/SO1/毛利奖/回款/20260401": 90000,
+    }
+    sign = payouts["E1/SO1/提成/签约/20260305"]
+    assert sign["金额"] == 250000 and sign["应发日期"] == dt.datetime(2026, 3, 6) and sign["状态"] == "逾期"
+    assert "10,000,000.00×2%×1 + 5,000,000.00×2%×3" in sign["计算说明"]
+    assert payouts["E1/SO1/毛利奖/回款/20260401"]["金额"] == 90000  # 15M × 3% = 450,000 × 50% × 40%
+    [rating] = records(golden, "关系评分")
+    assert rating["客户名称"] == "=1+1"  # text stays text, never a formula
+    assert (rating["关系分"], rating["等级"], rating["赢单概率"]) == (18, "中立", 0.3)
+    assert rating["提示"].startswith("自评高于佐证")
+    ranking = records(golden, "月度排名")
+    assert [(r["工号"], r["排名"], r["分组"]) for r in ranking] == [("E1", 1, "前30%"), ("E2", 2, "中间"), ("E3", 2, "中间")]
+    assert records(golden, "商机预测")[0]["加权金额"] == 3_000_000
+    summary = {r["工号"]: r for r in records(golden, "提成汇总")}
+    assert summary["E1"]["年度订单额"] == 15_000_000 and summary["E1"]["应发合计"] == 665000
+    assert records(golden, "校验结果") == []
+
+
+def test_json_summary(golden, capsys):
+    assert main(["compute", str(golden), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["exit_code"] == 0 and report["reps_ranked"] == 3 and report["payout_lines"] == 4
+    assert report["rows_read"]["订单"] == 1 and report["sheets_written"] == list(OUTPUTS)
+
+
+def test_finance_paid_dates_survive_a_rerun(golden):
+    assert main(["compute", str(golden)]) == 0
+    book = openpyxl.load_workbook(golden)
+    ws = book["提成发放表"]
+    header = [c.value for c in ws[1]]
+    paid_col = header.index("实发日期") + 1
+    ws.cell(row=2, column=paid_col, value=dt.datetime(2026, 3, 6))
+    paid_id = ws.cell(row=2, column=1).value
+    book.save(golden)
+    assert main(["compute", str(golden)]) == 0
+    line = next(r for r in records(golden, "提成发放表") if r["行ID"] == paid_id)
+    assert line["实发日期"] == dt.datetime(2026, 3, 6) and line["状态"] == "已发"
+
+
+def test_errors_give_exit_1_and_cells_in_the_result_sheet(tmp_path, capsys):
+    path = tmp_path / "bad.xlsx"
+    bad_log = [{"日期": dt.date(2026, 6, 1), "工号": "E1", "客户编码": "C1", "角色": "决策层", "动作编码": "A99", "次数": "两次"}]
+    write_tables(path, golden_tables(客户关系记录=bad_log))
+    assert main(["compute", str(path)]) == 1
+    problems = records(path, "校验结果")
+    assert {(p["级别"], p["工作表"], p["单元格"]) for p in problems} >= {("错误", "客户关系记录", "G2")}
+    assert all(p["说明"] for p in problems)
+    assert records(path, "提成发放表")  # the rest is still computed
+
+
+def test_validate_writes_only_the_result_sheet(golden):
+    before = parts(golden)
+    assert main(["validate", str(golden)]) == 0
+    after = parts(golden)
+    changed = {n for n in after if before.get(n) != after[n]}
+    assert all(n.startswith(("xl/worksheets/", "xl/workbook.xml", "xl/_rels/", "[Content_Types]", "xl/styles"))
+               for n in changed)
+    names = openpyxl.load_workbook(golden, read_only=True).sheetnames
+    assert "校验结果" in names and "月度排名" not in names
+
+
+def test_a_bad_rulebook_writes_only_the_result_sheet(tmp_path):
+    path = tmp_path / "rules.xlsx"
+    tables = golden_tables()
+    tables["发放阶段"] = [{"row": 2, "阶段": "签约", "比例": 0.5}]
+    write_tables(path, tables)
+    assert main(["compute", str(path)]) == 1
+    names = openpyxl.load_workbook(path, read_only=True).sheetnames
+    assert "校验结果" in names and "提成发放表" not in names
+    [problem] = records(path, "校验结果")
+    assert problem["工作表"] == "发放阶段" and "应为 1" in problem["说明"]
+
+
+def test_unusable_files_give_exit_2_and_are_not_changed(tmp_path, golden, capsys):
+    assert main(["compute", str(tmp_path / "missing.xlsx")]) == 2
+    text = tmp_path / "notes.xlsx"
+    text.write_text("not a workbook")
+    assert main(["compute", str(text)]) == 2
+    assert text.read_text() == "not a workbook"
+    lock = golden.with_name("~$" + golden.name)
+    lock.write_text("x")
+    before = golden.read_bytes()
+    assert main(["compute", str(golden)]) == 2
+    assert "打开" in capsys.readouterr().err and golden.read_bytes() == before
+    lock.unlink()
+    os.chmod(golden, 0o444)
+    try:
+        assert main(["validate", str(golden)]) == 2
+        assert golden.read_bytes() == before
+    finally:
+        os.chmod(golden, 0o644)
+
+
+def test_init_and_demo(tmp_path, capsys):
+    empty = tmp_path / "empty.xlsx"
+    assert main(["init", str(empty)]) == 0
+    assert main(["init", str(empty)]) == 2  # never overwrites without --force
+    assert main(["compute", str(empty)]) == 0
+    demo = tmp_path / "demo.xlsx"
+    assert main(["demo", str(demo)]) == 0
+    out = capsys.readouterr().out
+    assert "月度排名" in out and "演示工作簿" in out
+    assert main(["compute", str(demo)]) == 1  # the demo's planted mistakes are errors
+    assert len(records(demo, "月度排名")) == 11
