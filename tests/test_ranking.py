@@ -111,3 +111,11 @@ def test_no_ranking_award_by_default():
     reps, targets = team("E1", "E2", "E3")
     results, _ = run(Inputs(reps=reps, targets=targets, customers=[customer("C1")]))
     assert not results.payouts
+
+
+def test_a_duplicate_history_row_is_an_error_and_pays_no_second_award():
+    reps, targets = team("E1", "E2", "E3")
+    history = [history_row("2026-05", "E3", "前30%"), history_row("2026-05", "E3", "前30%")]
+    results, problems = run(Inputs(reps=reps, targets=targets, customers=[customer("C1")], history=history), book(排名奖=2000))
+    assert [(p.sheet, p.field) for p in problems.items if p.is_error] == [("排名历史", "工号")]
+    assert len([x for x in results.payouts if x.line_id == "E3/-/排名奖/月度排名/2026-05"]) == 1

@@ -171,12 +171,17 @@ class OrderEvents:
                                f"订单表里没有订单号“{p.order_id}”：请核对订单号")
             elif p.date <= evaluation_date:
                 self.progress.setdefault(p.order_id, []).append((p.date, p.cumulative))
-        for points in self.progress.values():
+        for order_id, points in self.progress.items():
             points.sort()
+            merged_points: list[tuple[dt.date, Decimal]] = []
             best = ZERO
-            for i, (day, value) in enumerate(points):
+            for day, value in points:
                 best = max(best, value)  # completion never goes back: a lower figure releases nothing
-                points[i] = (day, best)
+                if merged_points and merged_points[-1][0] == day:
+                    merged_points[-1] = (day, best)  # one event a day, as for collections
+                else:
+                    merged_points.append((day, best))
+            self.progress[order_id] = merged_points
 
 
 def _flag_over_collection(order: Order, rows: list[Collection], problems: Problems) -> None:
@@ -212,15 +217,15 @@ class ReleasePlan:
     def releases(self, order: Order, events: OrderEvents) -> list[Release]:
         """The share of a component released at each event, cumulatively, in date order."""
         shares, labels = self.shares, self.labels
-        steps: list[tuple[dt.date, int, str, Decimal, Decimal, Decimal, Decimal]] = []
+        steps: list[tuple[dt.date, int, str, Decimal, Decimal, Decimal]] = []
         if _SIGNING in shares:
-            steps.append((order.signed, 0, _SIGNING, shares[_SIGNING], ZERO, ZERO, ZERO))
+            steps.append((order.signed, 0, _SIGNING, ZERO, ZERO, ZERO))
         share = shares.get(_REVENUE)
         if share is not None:
             previous = ZERO
             for day, cumulative in events.progress.get(order.order_id, ()):
                 if cumulative > previous:
-                    steps.append((day, 1, _REVENUE, share * (cumulative - previous), previous, cumulative, ZERO))
+                    steps.append((day, 1, _REVENUE, previous, cumulative, ZERO))
                     previous = cumulative
         share = shares.get(_COLLECTION)
         if share is not None and order.amount > 0:
@@ -229,17 +234,21 @@ class ReleasePlan:
                 collected += amount
                 ratio = min(collected / order.amount, ONE)
                 if ratio > previous:
-                    steps.append((day, 2, _COLLECTION, share * (ratio - previous), previous, ratio, collected))
+                    steps.append((day, 2, _COLLECTION, previous, ratio, collected))
                     previous = ratio
         share = shares.get(_COMPLETION)
         if share is not None and order.completed is not None and order.completed <= self.evaluation_date:
-            steps.append((order.completed, 3, _COMPLETION, share, ZERO, ZERO, ZERO))
+            steps.append((order.completed, 3, _COMPLETION, ZERO, ZERO, ZERO))
         if len(steps) > 1:
             steps.sort()  # by (date, stage order): a stage has at most one event a day, so ties stop there
+        # The released share after each event is recomputed from each stage's own progress (share ×
+        # fraction), not accumulated: a running sum of 28-digit quotients can end at 0.999…9, not 1.
         out: list[Release] = []
+        progress = {stage: ZERO for stage in shares}
         released = ZERO
-        for day, _, stage, fraction, low, high, collected in steps:
-            after = released + fraction
+        for day, _, stage, low, high, collected in steps:
+            progress[stage] = high if stage in (_REVENUE, _COLLECTION) else ONE
+            after = sum((shares[s] * f for s, f in progress.items()), ZERO)
             out.append(Release(stage, day, released, after, labels[stage], low, high, collected, order.amount))
             released = after
         return out

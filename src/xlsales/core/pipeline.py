@@ -43,7 +43,7 @@ from xlsales.core.payouts import (
     single_line,
 )
 from xlsales.core.problems import Problems
-from xlsales.core.ranking import Contender, Group, HistoryEntry, RankingRow, rank_month
+from xlsales.core.ranking import HISTORY_SHEET, Contender, Group, HistoryEntry, RankingRow, rank_month
 from xlsales.core.relationship import evaluate_log
 from xlsales.core.rulebook import Rulebook, StageName
 from xlsales.core.targets import TargetGap, check_targets, floor_to_date, target_gap
@@ -196,7 +196,7 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
                                         floor_to_date(target, ev.month), book.params.attainment_cap),
                                         facts.rep_month_scores.get(person.rep_id, ZERO)))
     p = book.params
-    ranking, history = rank_month(month, contenders, [h.to_row() for h in inputs.history], p.performance_weight,
+    ranking, history = rank_month(month, contenders, _unique_history(inputs.history, problems), p.performance_weight,
                                   p.relationship_weight, p.attainment_cap, p.top_share, p.bottom_share)
     if p.ranking_award > 0:
         for row in history:
@@ -225,6 +225,19 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
             "商机": len(inputs.opportunities), "排名人数": len(ranking), "发放行": len(lines),
         },
     )
+
+
+def _unique_history(history: list[HistoryEntry], problems: Problems) -> list[RankingRow]:
+    """One row per (月份, 工号): a duplicate would pay a ranking award twice."""
+    seen: dict[tuple[str, str], HistoryEntry] = {}
+    for entry in history:
+        key = (entry.month, entry.rep_id)
+        if key in seen:
+            problems.error(HISTORY_SHEET, entry.row, "工号", entry.rep_id,
+                           f"{entry.month} 工号“{entry.rep_id}”在排名历史里重复（第 {seen[key].row} 行已有）：请删除重复的一行")
+        else:
+            seen[key] = entry
+    return [h.to_row() for h in seen.values()]
 
 
 def _attainment(orders: Decimal, target_to_date: Decimal, cap: Decimal) -> Decimal:
