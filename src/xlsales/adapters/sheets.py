@@ -232,7 +232,7 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
     for action in results.book.actions.values():
         if action.indicator and action.indicator not in indicators:
             indicators.append(action.indicator)
-    return [
+    sheets = [
         ratings_sheet(results.ratings, indicators),
         ranking_sheet(results.ranking, RANKING_SHEET),
         ranking_sheet(results.history, HISTORY_SHEET),
@@ -241,6 +241,9 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
         forecast_sheet(results.forecast),
         problems_sheet(problems, cell_of),
     ]
+    for sheet in sheets:  # results are computed, not typed: only 实发日期 stays open (in 提成发放表)
+        sheet.protect = sheet.protect or sheet.name != PAYOUT_SHEET or protect_payouts
+    return sheets
 
 
 def empty_output_sheets() -> list[SheetOut]:
