@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--today", help="把“今天”设为这个日期（YYYY-MM-DD），用于 参数 评估日期 留空时")
         sub.set_defaults(run=lambda a, n=name: _run(a, n))
 
+    from xlsales.adapters.scorecard import add_import_command
+
+    add_import_command(commands)  # xlsales import BOOK FILES...
+
     args = parser.parse_args(argv)
     return int(args.run(args))
 
