@@ -222,7 +222,7 @@ def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str
     for p in problems:
         rows.append([p.level.value, p.sheet, cell_of(p) or None, p.value or None, p.message])
         fills.append(_LEVEL_FILLS.get(p.level))
-    return SheetOut(PROBLEM_SHEET, _columns(PROBLEM_SHEET), rows, fills)
+    return SheetOut(PROBLEM_SHEET, _columns(PROBLEM_SHEET), rows, fills, protect=True)  # written by the tool only
 
 
 def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell,

@@ -195,6 +195,7 @@ def _flag_over_collection(order: Order, rows: list[Collection], problems: Proble
 
 
 _STAGE_ORDER = {s.value: i for i, s in enumerate(StageName)}
+_PRO_RATA = frozenset((StageName.REVENUE.value, StageName.COLLECTION.value))
 _SIGNING, _REVENUE, _COLLECTION, _COMPLETION = (s.value for s in StageName)
 
 
@@ -244,11 +245,11 @@ class ReleasePlan:
         # The released share after each event is recomputed from each stage's own progress (share ×
         # fraction), not accumulated: a running sum of 28-digit quotients can end at 0.999…9, not 1.
         out: list[Release] = []
-        progress = {stage: ZERO for stage in shares}
+        terms = dict.fromkeys(shares, ZERO)  # each stage's share × its own progress
         released = ZERO
         for day, _, stage, low, high, collected in steps:
-            progress[stage] = high if stage in (_REVENUE, _COLLECTION) else ONE
-            after = sum((shares[s] * f for s, f in progress.items()), ZERO)
+            terms[stage] = shares[stage] * high if stage in _PRO_RATA else shares[stage]
+            after = sum(terms.values(), ZERO)
             out.append(Release(stage, day, released, after, labels[stage], low, high, collected, order.amount))
             released = after
         return out
