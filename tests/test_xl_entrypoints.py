@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from xlsales import xl
+from xlsales.adapters import filerun
 from xlsales.adapters.filerun import HAS_ERRORS, OK, UNUSABLE, run_workbook
 from xlsales.adapters.port import FakePort
 from xlsales.adapters.sheets import OUTPUT_SHEETS, PAYOUT_SHEET, PROBLEM_SHEET, SUMMARY_SHEET, write_tables
@@ -74,7 +75,7 @@ def test_validate_writes_only_the_problems_sheet():
 def test_generate_payouts_writes_the_payout_sheets_only():
     port = demo_port(with_errors=False)
     report = xl.run_on_port(port, "payouts", DEMO_DATE)
-    assert written(port) == [PAYOUT_SHEET, SUMMARY_SHEET, PROBLEM_SHEET] == list(xl.PAYOUT_SHEETS)
+    assert written(port) == [PAYOUT_SHEET, SUMMARY_SHEET, PROBLEM_SHEET] == list(filerun.PAYOUT_SHEETS)
     assert report.exit_code == OK and report.message.startswith("发放表已生成")
     assert "月度排名" not in port.sheets and len(port.records(PAYOUT_SHEET)) == report.payout_lines
 

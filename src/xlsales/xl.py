@@ -20,23 +20,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from xlsales.adapters.filerun import CARRIED_SHEETS, HAS_ERRORS, OK, UNUSABLE, RunReport
+from xlsales.adapters.filerun import HAS_ERRORS, OK, UNUSABLE, RunReport, sheets_to_write
 from xlsales.adapters.port import WorkbookPort, read_port, sheet_title
-from xlsales.adapters.sheets import (
-    PAYOUT_SHEET,
-    PROBLEM_SHEET,
-    SUMMARY_SHEET,
-    cell_lookup,
-    problems_sheet,
-    result_sheets,
-)
 from xlsales.adapters.xlsx_writer import SheetOut
-from xlsales.core.intake import read_workbook_tables
-from xlsales.core.pipeline import Results, compute
-from xlsales.core.problems import Problem, Problems
+from xlsales.core.problems import Problem
 
 COMMANDS = ("validate", "compute", "payouts")
-PAYOUT_SHEETS = (PAYOUT_SHEET, SUMMARY_SHEET, PROBLEM_SHEET)
 IMPORT_LIST_SHEET = "导入文件"  # fallback without a file dialog: one path per row under the header 文件
 IMPORT_LIST_HEADER = "文件"
 IMPORT_FOLDER = "评分表"  # second fallback: every .xlsx/.xlsm in this folder beside the workbook
@@ -55,33 +44,7 @@ def run_on_port(port: WorkbookPort, command: str = "compute", today: dt.date | N
     try:
         port.status("读取工作簿…")
         data = read_port(port)
-        problems = Problems()
-        problems.extend(data.problems)
-        book, inputs = read_workbook_tables(data.tables, today or dt.date.today(), problems, log=data.log)
-        report.rows_read = {sheet: len(rows) for sheet, rows in data.tables.items()}
-        if data.log is not None:
-            report.rows_read["客户关系记录"] = len(data.log)
-        cell_of = cell_lookup(data.columns)
-
-        blocked = sorted(data.broken_sheets | {p.sheet for p in problems.items if p.is_error and p.sheet in CARRIED_SHEETS})
-        results: Results | None = None
-        if book is None or blocked:
-            why = "规则表或参数有错误" if book is None else f"{'、'.join(blocked)} 无法完整读取"
-            report.message = f"{why}：只写入了“校验结果”，其他结果工作表保持不变。请按校验结果修正后重新运行"
-            sheets = [problems_sheet(problems.items, cell_of)]
-        else:
-            port.status("计算…")
-            results = compute(inputs, book, problems)
-            report.reps_ranked, report.payout_lines = len(results.ranking), len(results.payouts)
-            if command == "validate":
-                sheets = [problems_sheet(problems.items, cell_of)]
-                report.message = "校验完成"
-            elif command == "payouts":
-                sheets = [s for s in result_sheets(results, problems.items, cell_of) if s.name in PAYOUT_SHEETS]
-                report.message = f"发放表已生成：{book.year} 年，评估日期 {book.evaluation_date.isoformat()}"
-            else:
-                sheets = result_sheets(results, problems.items, cell_of)
-                report.message = f"计算完成：{book.year} 年，评估日期 {book.evaluation_date.isoformat()}"
+        sheets, _, problems = sheets_to_write(data, command, today, port.status, report)
         if not _write_all(port, sheets, report):
             port.alert(report.message)
             return report

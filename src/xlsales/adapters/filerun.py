@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xlsales.adapters.sheets import cell_lookup, problems_sheet, result_sheets
-from xlsales.adapters.xlsx_reader import WorkbookUnusable, read_workbook
-from xlsales.adapters.xlsx_writer import NotAWorkbook, WorkbookLocked, check_writable, write_sheets
+from xlsales.adapters.sheets import PROBLEM_SHEET, SUMMARY_SHEET, cell_lookup, problems_sheet, result_sheets
+from xlsales.adapters.xlsx_reader import WorkbookData, WorkbookUnusable, read_workbook
+from xlsales.adapters.xlsx_writer import NotAWorkbook, SheetOut, WorkbookLocked, check_writable, write_sheets
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.payouts import PAYOUT_SHEET
 from xlsales.core.pipeline import Results, compute
@@ -26,6 +26,7 @@ from xlsales.core.ranking import HISTORY_SHEET
 CARRIED_SHEETS = (PAYOUT_SHEET, HISTORY_SHEET)
 
 OK, HAS_ERRORS, UNUSABLE = 0, 1, 2
+PAYOUT_SHEETS = (PAYOUT_SHEET, SUMMARY_SHEET, PROBLEM_SHEET)  # what 生成发放表 writes
 
 
 @dataclass
@@ -61,6 +62,38 @@ class RunReport:
         return out
 
 
+def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, status: Callable[[str], None],
+                    report: RunReport) -> tuple[list[SheetOut], Results | None, Problems]:
+    """Validate and compute what was read, and decide which sheets to write (shared by the file run
+    and the buttons in live Excel). command: "validate", "compute" or "payouts" (the payout sheets)."""
+    problems = Problems()
+    problems.extend(data.problems)
+    book, inputs = read_workbook_tables(data.tables, today or dt.date.today(), problems, log=data.log)
+    report.rows_read = {sheet: len(rows) for sheet, rows in data.tables.items()}
+    if data.log is not None:
+        report.rows_read["客户关系记录"] = len(data.log)
+    cell_of = cell_lookup(data.columns)
+
+    blocked = sorted(data.broken_sheets | {p.sheet for p in problems.items if p.is_error and p.sheet in CARRIED_SHEETS})
+    if book is None or blocked:
+        why = "规则表或参数有错误" if book is None else f"{'、'.join(blocked)} 无法完整读取"
+        report.message = f"{why}：只写入了“校验结果”，其他结果工作表保持不变。请按校验结果修正后重新运行"
+        return [problems_sheet(problems.items, cell_of)], None, problems
+    status("计算…")
+    results = compute(inputs, book, problems)
+    report.reps_ranked, report.payout_lines = len(results.ranking), len(results.payouts)
+    as_of = f"{book.year} 年，评估日期 {book.evaluation_date.isoformat()}"
+    if command == "validate":
+        report.message = "校验完成"
+        return [problems_sheet(problems.items, cell_of)], results, problems
+    sheets = result_sheets(results, problems.items, cell_of)
+    if command == "payouts":
+        report.message = f"发放表已生成：{as_of}"
+        return [s for s in sheets if s.name in PAYOUT_SHEETS], results, problems
+    report.message = f"计算完成：{as_of}"
+    return sheets, results, problems
+
+
 def run_workbook(path: str | Path, command: str = "compute", today: dt.date | None = None,
                  status: Callable[[str], None] = lambda _: None) -> tuple[RunReport, Results | None, list[Problem]]:
     """Validate (and with command="compute" compute) the workbook and write the results into it."""
@@ -73,30 +106,7 @@ def run_workbook(path: str | Path, command: str = "compute", today: dt.date | No
     except (WorkbookUnusable, WorkbookLocked, NotAWorkbook) as exc:
         report.exit_code, report.message = UNUSABLE, str(exc)
         return report, None, []
-    problems = Problems()
-    problems.extend(data.problems)
-    book, inputs = read_workbook_tables(data.tables, today or dt.date.today(), problems, log=data.log)
-    report.rows_read = {sheet: len(rows) for sheet, rows in data.tables.items()}
-    if data.log is not None:
-        report.rows_read["客户关系记录"] = len(data.log)
-    cell_of = cell_lookup(data.columns)
-
-    blocked = sorted(data.broken_sheets | {p.sheet for p in problems.items if p.is_error and p.sheet in CARRIED_SHEETS})
-    results: Results | None = None
-    if book is None or blocked:
-        why = "规则表或参数有错误" if book is None else f"{'、'.join(blocked)} 无法完整读取"
-        report.message = f"{why}：只写入了“校验结果”，其他结果工作表保持不变。请按校验结果修正后重新运行"
-        sheets = [problems_sheet(problems.items, cell_of)]
-    else:
-        status("计算…")
-        results = compute(inputs, book, problems)
-        report.reps_ranked, report.payout_lines = len(results.ranking), len(results.payouts)
-        if command == "validate":
-            sheets = [problems_sheet(problems.items, cell_of)]
-            report.message = "校验完成"
-        else:
-            sheets = result_sheets(results, problems.items, cell_of)
-            report.message = f"计算完成：{book.year} 年，评估日期 {book.evaluation_date.isoformat()}"
+    sheets, results, problems = sheets_to_write(data, command, today, status, report)
     status("写回工作簿…")
     try:
         write_sheets(path, sheets)

@@ -41,6 +41,7 @@ from xml.parsers import expat
 
 import polars as pl
 
+from xlsales.adapters.xlsx_writer import column_letter
 from xlsales.core.activity import LOG_HEADERS, LOG_SCHEMA, LOG_SHEET, ActivityLog
 from xlsales.core.models import MONTH_HEADERS
 from xlsales.core.payouts import COLLECTION_SHEET, PAYOUT_SHEET, PROGRESS_SHEET
@@ -123,16 +124,6 @@ def cell_ref(columns: dict[str, dict[str, str]], problem: Problem) -> str | None
     if letter is None:
         return None
     return f"{letter}{problem.row}" if problem.row is not None else letter
-
-
-def column_letter(index: int) -> str:
-    """0 -> A, 25 -> Z, 26 -> AA."""
-    name = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        name = chr(65 + rem) + name
-    return name
 
 
 def column_index(letters: str) -> int:
