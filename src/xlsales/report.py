@@ -69,6 +69,9 @@ def print_results(results: Results, problems: list[Problem], console: Console | 
         summary.add_row(s.rep_id, s.name, yuan(s.orders_total), yuan(s.floor) if s.floor is not None else "",
                         _rate(s.attainment), yuan(s.due_total), yuan(s.paid_total), yuan(s.clawback_total))
     console.print(summary)
+    if results.on_time:
+        console.print("发放及时率（按应发日期所在月）：" + "  ".join(
+            f"{r.month} {r.on_time}/{r.due} {_rate(r.rate)}" for r in results.on_time[-6:]))
     for f in results.forfeitures:
         console.print(f"[red]必保丢单：{f.rep_id} {f.reason}[/red]")
 

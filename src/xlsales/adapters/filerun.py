@@ -16,6 +16,7 @@ from xlsales.adapters.sheets import PROBLEM_SHEET, SUMMARY_SHEET, cell_lookup, p
 from xlsales.adapters.xlsx_reader import WorkbookData, WorkbookUnusable, read_workbook
 from xlsales.adapters.xlsx_writer import NotAWorkbook, SheetOut, WorkbookLocked, check_writable, write_sheets
 from xlsales.core.intake import read_workbook_tables
+from xlsales.core.money import pct
 from xlsales.core.payouts import PAYOUT_SHEET
 from xlsales.core.pipeline import Results, compute
 from xlsales.core.problems import Problem, Problems
@@ -44,6 +45,7 @@ class RunReport:
     payout_lines: int = 0
     sheets_written: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    on_time: dict[str, dict[str, Any]] = field(default_factory=dict)  # 及时率 by month of 应发日期
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,6 +59,9 @@ class RunReport:
             out.append(f"校验：{self.errors} 个错误，{self.warnings} 个警告（详见“校验结果”工作表）")
         if self.reps_ranked or self.payout_lines:
             out.append(f"排名 {self.reps_ranked} 人；提成发放表 {self.payout_lines:,} 行")
+        if self.on_time:
+            recent = list(self.on_time.items())[-3:]
+            out.append("发放及时率：" + "，".join(f"{m} {v['按时发放']}/{v['应发行数']}（{v['及时率']}）" for m, v in recent))
         if self.sheets_written:
             out.append(f"已写入：{'、'.join(self.sheets_written)}（用时 {self.seconds:.1f} 秒）")
         return out
@@ -82,6 +87,7 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
     status("计算…")
     results = compute(inputs, book, problems)
     report.reps_ranked, report.payout_lines = len(results.ranking), len(results.payouts)
+    report.on_time = {r.month: {"应发行数": r.due, "按时发放": r.on_time, "及时率": pct(r.rate, 1)} for r in results.on_time}
     as_of = f"{book.year} 年，评估日期 {book.evaluation_date.isoformat()}"
     if command == "validate":
         report.message = "校验完成"
