@@ -4,6 +4,8 @@
     xlsales init PATH            a new, empty workbook with every input sheet, the default catalog and defaults
     xlsales validate WORKBOOK    check every cell; writes only 校验结果
     xlsales compute WORKBOOK     validate, compute, write every output sheet into WORKBOOK itself
+    xlsales import BOOK FILES... append reps' filled scorecards to 客户关系记录 (each entry once)
+    xlsales statements BOOK DIR  one statement workbook (and PDF) per rep, with only that rep's numbers
 
 Exit status: 0 no 错误 (警告 are fine), 1 校验结果 holds an 错误, 2 the file cannot be used at all.
 """
@@ -105,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         sub.set_defaults(run=lambda a, n=name: _run(a, n))
 
     from xlsales.adapters.scorecard import add_import_command
+    from xlsales.adapters.statements import add_statements_command
 
     add_import_command(commands)  # xlsales import BOOK FILES...
+    add_statements_command(commands)  # xlsales statements BOOK OUTDIR
 
     args = parser.parse_args(argv)
     return int(args.run(args))

@@ -372,6 +372,8 @@ class _Formats:
 
 def _write_table(book: Any, formats: _Formats, sheet: str, rows: Sequence[Mapping[str, Any]]) -> None:
     ws = book.add_worksheet(sheet)
+    ws.set_landscape()  # printed as wide as one page, like the result sheets
+    ws.fit_to_pages(1, 0)
     headers = _headers(sheet, rows)
     kinds = [_kind(sheet, h) for h in headers]
     numbers = _RULE_NUMBERS.get(sheet, set())

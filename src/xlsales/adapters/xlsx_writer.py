@@ -1010,8 +1010,17 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
         head.append(prev.root)
     else:
         head.append(f'<worksheet xmlns="{NS_MAIN}" xmlns:r="{NS_R}">')
-    if prev is not None and prev.sheet_pr:
-        head.append(prev.sheet_pr)
+    # Printing: unless the user set up the page, landscape and as wide as one page (a rep's statement
+    # or a printed ranking should not spill its columns over extra pages).
+    fit_page = not (prev is not None and any(o == _TAIL_ORDER.index("pageSetup") for o, _ in prev.carried))
+    sheet_pr = prev.sheet_pr if prev is not None else ""
+    if fit_page and not sheet_pr:
+        sheet_pr = '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
+    elif fit_page and sheet_pr.endswith("/>"):
+        sheet_pr = sheet_pr[:-2] + '><pageSetUpPr fitToPage="1"/></sheetPr>'
+    else:
+        fit_page = False  # a sheetPr of another shape: leave it and the page setup alone
+    head.append(sheet_pr)
     head.append(f'<dimension ref="A1:{last}"/>')
     selected = ' tabSelected="1"' if prev is not None and prev.tab_selected else ""
     head.append(f'<sheetViews><sheetView{selected} workbookViewId="0">'
@@ -1081,6 +1090,8 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
     if not any(order == _TAIL_ORDER.index("pageMargins") for order, _ in carried):
         carried.insert(0, (_TAIL_ORDER.index("pageMargins"),
                            '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'))
+    if fit_page:
+        carried.append((_TAIL_ORDER.index("pageSetup"), '<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="0"/>'))
     carried.sort(key=lambda c: c[0])
     buf.extend(raw for _, raw in carried)
     buf.append("</worksheet>")  # a reused root is always the unprefixed <worksheet>
