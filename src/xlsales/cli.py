@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,17 +35,11 @@ def _progress(quiet: bool) -> object:
 
 
 def _run(args: argparse.Namespace, command: str) -> int:
-    from xlsales.adapters.filerun import run_workbook  # file adapters load only when a file is used
+    from xlsales.adapters.filerun import emit, run_workbook  # file adapters load only when a file is used
 
     today = dt.date.fromisoformat(args.today) if args.today else None
     report, _, _ = run_workbook(args.workbook, command, today=today, status=_progress(args.json))  # type: ignore[arg-type]
-    if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
-    else:
-        stream = sys.stderr if report.exit_code == 2 else sys.stdout
-        for line in report.lines():
-            print(line, file=stream)
-    return report.exit_code
+    return emit(report, args.json)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -6,11 +6,13 @@ The same steps the buttons take in live Excel, headless: `xlsales compute` and `
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from xlsales.adapters.sheets import PROBLEM_SHEET, SUMMARY_SHEET, cell_lookup, problems_sheet, result_sheets
 from xlsales.adapters.xlsx_reader import WorkbookData, WorkbookUnusable, read_workbook
@@ -65,6 +67,24 @@ class RunReport:
         if self.sheets_written:
             out.append(f"已写入：{'、'.join(self.sheets_written)}（用时 {self.seconds:.1f} 秒）")
         return out
+
+
+class Report(Protocol):
+    exit_code: int
+
+    def lines(self) -> list[str]: ...
+    def as_json(self) -> dict[str, Any]: ...
+
+
+def emit(report: Report, as_json: bool) -> int:
+    """Print a command's report (JSON, or its summary lines; to stderr when the file was unusable)."""
+    if as_json:
+        print(json.dumps(report.as_json(), ensure_ascii=False, indent=2, default=str))
+    else:
+        stream = sys.stderr if report.exit_code == UNUSABLE else sys.stdout
+        for line in report.lines():
+            print(line, file=stream)
+    return report.exit_code
 
 
 def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, status: Callable[[str], None],

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import posixpath
 import re
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,6 +33,7 @@ from xml.etree import ElementTree as ET
 import polars as pl
 
 from xlsales.adapters import xlsx_reader
+from xlsales.adapters.filerun import emit
 from xlsales.adapters.port import WorkbookPort, header_columns, native, sheet_title
 from xlsales.adapters.xlsx_append import append_rows_to_sheet
 from xlsales.adapters.xlsx_reader import (
@@ -619,11 +618,4 @@ def add_import_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_import_command(args: argparse.Namespace) -> int:
-    report = import_scorecards(args.workbook, args.files)
-    if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
-    else:
-        stream = sys.stderr if report.exit_code == UNUSABLE else sys.stdout
-        for line in report.lines():
-            print(line, file=stream)
-    return report.exit_code
+    return emit(import_scorecards(args.workbook, args.files), args.json)

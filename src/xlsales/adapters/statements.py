@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import re
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xlsales.adapters.filerun import OK, UNUSABLE, RunReport, sheets_to_write
+from xlsales.adapters.filerun import OK, UNUSABLE, RunReport, emit, sheets_to_write
 from xlsales.adapters.sheets import (
     HISTORY_SHEET,
     RANKING_SHEET,
@@ -229,11 +228,4 @@ def run_statements_command(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"--today 应为 YYYY-MM-DD 日期：{args.today}", file=sys.stderr)
         return UNUSABLE
-    report = write_statements(args.book, args.outdir, today, pdf=not args.no_pdf)
-    if getattr(args, "json", False):
-        print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
-    else:
-        stream = sys.stderr if report.exit_code == UNUSABLE else sys.stdout
-        for line in report.lines():
-            print(line, file=stream)
-    return report.exit_code
+    return emit(write_statements(args.book, args.outdir, today, pdf=not args.no_pdf), getattr(args, "json", False))
