@@ -28,13 +28,14 @@ import openpyxl
 import pytest
 import xlsxwriter
 
-from xlsales.adapters.sheets import OUTPUT_SHEETS, result_sheets
+from xlsales.adapters.sheets import EXTRA_OUTPUT_COLUMNS, OUTPUT_SHEETS, result_sheets
 from xlsales.adapters.xlsx_writer import SheetOut, clean_text, write_sheets
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.pipeline import compute
 from xlsales.core.problems import Problems
 from xlsales.demo import DEMO_DATE, demo_tables
 
+WRITTEN = (*OUTPUT_SHEETS, *EXTRA_OUTPUT_COLUMNS)  # the contract sheets, then the extra ones
 FIXTURES = Path(__file__).parent / "fixtures"
 VBA = FIXTURES / "vbaProject.bin"
 MACRO = "vnd.sun.star.script:VBAProject.Module1.SampleCall?language=Basic&location=document"
@@ -111,7 +112,7 @@ def sheet_parts(path: Path) -> dict[str, str]:
 def owned_parts(path: Path) -> set[str]:
     parts = sheet_parts(path)
     owned = set(SHARED_PARTS)
-    for name in OUTPUT_SHEETS:
+    for name in WRITTEN:
         part = parts[name]
         folder, base = part.rsplit("/", 1)
         owned |= {part, f"{folder}/_rels/{base}.rels"}
@@ -176,7 +177,7 @@ def test_first_write_keeps_every_other_part(written):
     assert after["xl/vbaProject.bin"] == original["xl/vbaProject.bin"]
     names = list(sheet_parts(path))
     assert names[:4] == ["参数", "选项", "看板", "月度排名"]  # the existing output sheet kept its place
-    assert names[4:] == [n for n in OUTPUT_SHEETS if n != "月度排名"]  # the others added at the end
+    assert names[4:] == [n for n in WRITTEN if n != "月度排名"]  # the others added at the end
     assert sheet_parts(path)["月度排名"] == "xl/worksheets/sheet4.xml"
     wb_xml = after["xl/workbook.xml"][0].decode()
     assert re.search(r'<sheet name="月度排名" sheetId="4" r:id="rId4"/>', wb_xml)
@@ -260,7 +261,7 @@ def test_libreoffice_opens_the_result(written, tmp_path):
                     "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,false,-1",
                     "--outdir", str(out), str(path)], check=True, timeout=300, capture_output=True)
     files = {f.stem.split("-", 1)[1]: f for f in out.glob("*.csv")}
-    assert set(files) == {"参数", "选项", "看板", *OUTPUT_SHEETS}
+    assert set(files) == {"参数", "选项", "看板", *WRITTEN}
 
     def read(name: str) -> list[list[str]]:
         with open(files[name], encoding="utf-8", newline="") as f:
@@ -298,7 +299,7 @@ def test_libreoffice_sees_the_buttons_bound_to_their_macro(written, tmp_path):
 
     before = inspect(before_path)
     after = inspect(path, "提成汇总!A2", "提成发放表!I2", "校验结果!A2")
-    assert after["sheets"] == ["参数", "选项", "看板", "月度排名", *[n for n in OUTPUT_SHEETS if n != "月度排名"]]
+    assert after["sheets"] == ["参数", "选项", "看板", "月度排名", *[n for n in WRITTEN if n != "月度排名"]]
     for name in ("参数", "选项", "看板", "月度排名"):
         assert after["shapes"][name] == before["shapes"][name], name
         assert after["buttons"][name] == before["buttons"][name], name

@@ -30,7 +30,7 @@ def test_defaults_are_the_rules_md_defaults():
 
 
 def test_every_parameter_has_a_chinese_name_default_and_help():
-    assert len(PARAMETER_NAMES) == 17
+    assert len(PARAMETER_NAMES) == 18
     for field in Parameters.model_fields.values():
         assert field.alias and field.description
 

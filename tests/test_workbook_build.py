@@ -30,7 +30,7 @@ import openpyxl
 import pytest
 from oletools.olevba import VBA_Parser
 
-from xlsales.adapters.sheets import INPUT_HEADERS, INPUT_KINDS, OUTPUT_COLUMNS
+from xlsales.adapters.sheets import EXTRA_OUTPUT_COLUMNS, INPUT_HEADERS, INPUT_KINDS, OUTPUT_COLUMNS
 from xlsales.adapters.xlsx_writer import display_width
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.models import APPROVED, OpportunityStatus, RepStatus, Tier
@@ -186,7 +186,7 @@ def test_every_sheet_and_header_of_the_contract(built):
         assert table.ref.startswith("A1:"), name
         assert [c.name for c in table.tableColumns] == list(headers), name
         assert not ws.protection.sheet, name
-    for name, columns in OUTPUT_COLUMNS.items():
+    for name, columns in {**OUTPUT_COLUMNS, **EXTRA_OUTPUT_COLUMNS}.items():
         ws = wb[name]
         assert [c.value for c in ws[1]] == [h for h, _ in columns], name
         assert ws.protection.sheet, name
@@ -197,7 +197,7 @@ def test_every_sheet_and_header_of_the_contract(built):
 
 
 def test_the_sheet_file_agrees_with_the_engine():
-    for name, columns in OUTPUT_COLUMNS.items():
+    for name, columns in {**OUTPUT_COLUMNS, **EXTRA_OUTPUT_COLUMNS}.items():
         assert [(c["header"], c["format"]) for c in SHEETS[name]["column"]] == list(columns), name
         assert SHEETS[name]["role"] == "output" and SHEETS[name]["protect"], name
     assert SHEETS["提成发放表"]["editable"] == ["实发日期"]

@@ -18,6 +18,7 @@ import xlsxwriter
 from xlsales.adapters import xlsx_writer
 from xlsales.adapters.sheets import (
     CONTRACT_HEADERS,
+    EXTRA_OUTPUT_COLUMNS,
     INPUT_HEADERS,
     OUTPUT_SHEETS,
     cell_lookup,
@@ -434,8 +435,9 @@ def _demo_run():
 def test_output_sheets_follow_the_contract():
     _, results, problems = _demo_run()
     sheets = result_sheets(results, problems.items)
-    assert [s.name for s in sheets] == list(OUTPUT_SHEETS) == list(SPEC_OUTPUT_HEADERS)
-    for sheet in sheets:
+    assert [s.name for s in sheets][:len(OUTPUT_SHEETS)] == list(OUTPUT_SHEETS) == list(SPEC_OUTPUT_HEADERS)
+    assert [s.name for s in sheets][len(OUTPUT_SHEETS):] == list(EXTRA_OUTPUT_COLUMNS)  # extra sheets after the contract
+    for sheet in sheets[:len(OUTPUT_SHEETS)]:
         headers = [c.header for c in sheet.columns]
         spec = SPEC_OUTPUT_HEADERS[sheet.name].split(", ")
         assert headers[:len(spec)] == spec == list(CONTRACT_HEADERS[sheet.name])
@@ -513,7 +515,7 @@ def test_init_workbook_is_a_valid_empty_contract_workbook(tmp_path):
     path = tmp_path / "new.xlsx"
     init_workbook(path)
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == list(INPUT_HEADERS) + list(OUTPUT_SHEETS)
+    assert wb.sheetnames == list(INPUT_HEADERS) + list(OUTPUT_SHEETS) + list(EXTRA_OUTPUT_COLUMNS)
     for name, headers in INPUT_HEADERS.items():
         assert [c.value for c in wb[name][1]][:len(headers)] == list(headers)
     for name in OUTPUT_SHEETS:

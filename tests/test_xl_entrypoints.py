@@ -12,7 +12,7 @@ from xlsales import xl
 from xlsales.adapters import filerun
 from xlsales.adapters.filerun import HAS_ERRORS, OK, UNUSABLE, run_workbook
 from xlsales.adapters.port import FakePort
-from xlsales.adapters.sheets import OUTPUT_SHEETS, PAYOUT_SHEET, PROBLEM_SHEET, SUMMARY_SHEET, write_tables
+from xlsales.adapters.sheets import EXTRA_OUTPUT_COLUMNS, OUTPUT_SHEETS, PAYOUT_SHEET, PROBLEM_SHEET, SUMMARY_SHEET, write_tables
 from xlsales.adapters.xlsx_reader import read_workbook
 from xlsales.core.activity import LOG_SHEET
 from xlsales.demo import DEMO_DATE, demo_tables
@@ -30,14 +30,14 @@ def written(port: FakePort) -> list[str]:
 def test_compute_writes_every_output_sheet_and_sums_up_in_an_alert():
     port = demo_port()
     report = xl.run_on_port(port, "compute", DEMO_DATE)
-    assert written(port) == list(OUTPUT_SHEETS)
+    assert written(port) == [*OUTPUT_SHEETS, *EXTRA_OUTPUT_COLUMNS]  # the contract sheets, then the extra ones
     assert report.exit_code == HAS_ERRORS and report.errors == 4 and report.reps_ranked == 11
     assert port.protected[PAYOUT_SHEET] == {"实发日期"}  # finance types only the paid date
     (alert,) = port.alerts
     assert alert.startswith("计算完成：2026 年，评估日期 2026-11-30")
     assert "4 个错误" in alert and "“两次”" in alert and "校验结果" in alert
     assert port.statuses[0] == "读取工作簿…" and "计算…" in port.statuses and port.statuses[-1] is None
-    assert [s for s in port.statuses if s and s.startswith("写入")][-1] == "写入“校验结果”（7/7）…"
+    assert [s for s in port.statuses if s and s.startswith("写入")][-1] == "写入“铁三角与覆盖”（8/8）…"
     problems = port.records(PROBLEM_SHEET)
     assert len(problems) == report.errors + report.warnings
     assert any(p["级别"] == "错误" and p["工作表"] == LOG_SHEET and p["单元格"] == "G22" and p["值"] == "两次" for p in problems)

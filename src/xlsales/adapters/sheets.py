@@ -27,6 +27,7 @@ from xlsales.adapters.xlsx_writer import (
     lock_files,
     write_sheets,
 )
+from xlsales.core.accounts import KeyAccountRow
 from xlsales.core.models import OpportunityStatus, RepStatus, Tier
 from xlsales.core.payouts import PayoutLine, PayStatus
 from xlsales.core.pipeline import Results, SummaryRow
@@ -35,6 +36,7 @@ from xlsales.core.ranking import Group, RankingRow
 from xlsales.core.rulebook import (
     BAND_SHEET,
     CATALOG_SHEET,
+    DEFAULT_ROLES,
     PARAM_SHEET,
     ROLE_SHEET,
     STAGE_SHEET,
@@ -80,6 +82,24 @@ OUTPUT_SHEETS: tuple[str, ...] = tuple(OUTPUT_COLUMNS)
 CONTRACT_HEADERS: dict[str, tuple[str, ...]] = {
     name: tuple(h for h, _ in cols if not (name == FORECAST_SHEET and h == "暂缓原因"))
     for name, cols in OUTPUT_COLUMNS.items()
+}
+
+# result sheets beyond workbook.md (not part of the contract): written after the contract sheets.
+# 铁三角与覆盖 has one date column per contact level, the roles of 角色系数: listed here with the
+# default roles; a run writes the roles of its own rulebook (see accounts_columns).
+ACCOUNTS_SHEET = "铁三角与覆盖"
+_ACCOUNTS_HEAD = (("客户编码", "text"), ("客户名称", "text"), ("必保", "text"), ("客户经理", "text"), ("技术经理", "text"),
+                  ("服务经理", "text"), ("缺少角色", "text"), ("协同天数", "int"))
+_ACCOUNTS_TAIL = (("未覆盖层级", "text"), ("提示", "text"))
+
+
+def accounts_columns(levels: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """The columns of 铁三角与覆盖 for these contact levels (the roles of 角色系数, in order)."""
+    return (*_ACCOUNTS_HEAD, *((level, "date") for level in levels), *_ACCOUNTS_TAIL)
+
+
+EXTRA_OUTPUT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    ACCOUNTS_SHEET: accounts_columns(str(r["角色"]) for r in DEFAULT_ROLES),
 }
 
 MONTHS = tuple(f"{m}月" for m in range(1, 13))
@@ -195,6 +215,20 @@ def forecast_sheet(rows: Iterable[ForecastRow]) -> SheetOut:
     return SheetOut(FORECAST_SHEET, _columns(FORECAST_SHEET), out, fills)
 
 
+def accounts_sheet(rows: Iterable[KeyAccountRow], levels: Sequence[str]) -> SheetOut:
+    """铁三角与覆盖: one row per key account; an incomplete triangle red, uncovered levels amber."""
+    out: list[list[Any]] = []
+    fills: list[str | None] = []
+    for a in rows:
+        last = dict(a.last_contact)
+        out.append([a.code, a.name, "是" if a.must_win else "否", a.account_manager, a.tech_manager, a.service_manager,
+                    JOIN.join(a.missing_roles) or None, a.joint_days, *(last.get(level) for level in levels),
+                    JOIN.join(a.uncovered) or None, HINT_JOIN.join(a.hints) or None])
+        fills.append("red" if a.missing_roles else "amber" if a.uncovered else None)
+    columns = [Column(h, k) for h, k in accounts_columns(levels)]  # type: ignore[arg-type]
+    return SheetOut(ACCOUNTS_SHEET, columns, out, fills, protect=True)
+
+
 def no_cell(problem: Problem) -> str:
     return ""
 
@@ -227,7 +261,7 @@ def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str
 
 def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell,
                   protect_payouts: bool = True) -> list[SheetOut]:
-    """Every output sheet of the contract, in the contract's order."""
+    """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖)."""
     indicators: list[str] = []
     for action in results.book.actions.values():
         if action.indicator and action.indicator not in indicators:
@@ -240,6 +274,7 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
         summary_sheet(results.summary),
         forecast_sheet(results.forecast),
         problems_sheet(problems, cell_of),
+        accounts_sheet(results.accounts, list(results.book.roles)),
     ]
     for sheet in sheets:  # results are computed, not typed: only 实发日期 stays open (in 提成发放表)
         sheet.protect = sheet.protect or sheet.name != PAYOUT_SHEET or protect_payouts
@@ -249,7 +284,8 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
 def empty_output_sheets() -> list[SheetOut]:
     """Every output sheet with its headers and no rows (what `init_workbook` adds)."""
     return [SheetOut(name, _columns(name), [], editable={"实发日期"} if name == PAYOUT_SHEET else set())
-            for name in OUTPUT_SHEETS]
+            for name in OUTPUT_SHEETS] + [SheetOut(name, [Column(h, k) for h, k in cols], [], protect=True)  # type: ignore[arg-type]
+                                          for name, cols in EXTRA_OUTPUT_COLUMNS.items()]
 
 
 # --- new workbooks (XlsxWriter) -----------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import attrgetter
 
+from xlsales.core.accounts import KeyAccountRow, key_accounts
 from xlsales.core.activity import ActivityLog
 from xlsales.core.commission import OrderEarnings, breakthrough_winners, year_earnings
 from xlsales.core.dates import month_end, month_label
@@ -98,6 +99,7 @@ class Results:
     target_gap: TargetGap
     forfeitures: list[Forfeiture]
     counts: dict[str, int]
+    accounts: list[KeyAccountRow] = field(default_factory=list)  # 铁三角与覆盖: the key accounts
 
 
 def _unique_by(records: list, key: str, sheet: str, header: str, problems: Problems) -> dict:  # type: ignore[type-arg]
@@ -145,6 +147,7 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
 
     facts = evaluate_log(inputs.log, book, set(reps), set(customers), problems)
     ratings = rate_customers(customers.values(), facts, book)
+    accounts = key_accounts(customers.values(), facts, book, problems)
     tier_of = {r.code: r.tier for r in ratings}
     pipeline = forecast(opportunities, tier_of, book)
 
@@ -218,7 +221,7 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
     return Results(
         book=book, ratings=ratings, forecast=pipeline, payouts=lines, summary=summary, ranking=ranking,
         history=history, on_time=on_time_rates(lines, ev), target_gap=gap,
-        forfeitures=sorted(forfeits.values(), key=lambda f: (f.rep_id, f.year)),
+        forfeitures=sorted(forfeits.values(), key=lambda f: (f.rep_id, f.year)), accounts=accounts,
         counts={
             "销售人员": len(inputs.reps), "客户": len(inputs.customers), "客户关系记录": facts.entries_read,
             "计分记录": facts.entries_counted, "订单": len(inputs.orders), "回款": len(inputs.collections),

@@ -8,7 +8,7 @@ Vectorised over the log with polars. Points are summed exactly as fixed-point in
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import polars as pl
@@ -21,6 +21,7 @@ from xlsales.core.problems import Problems
 from xlsales.core.rulebook import Rulebook
 
 _GROUP = ["rep_id", "customer", "action", "month"]
+COUNTED_SCHEMA: dict[str, pl.DataType] = {"date": pl.Date(), "rep_id": pl.String(), "customer": pl.String(), "role": pl.String()}
 _INT64_SAFE = 2**62
 
 
@@ -40,6 +41,9 @@ class RelationshipFacts:
     rep_month_raw: dict[str, Decimal]
     entries_read: int
     entries_counted: int
+    # the counted entries (approved, within the monthly caps, dated up to the evaluation date):
+    # 日期, 工号, 客户编码, 角色 as date, rep_id, customer, role; for the iron triangle and coverage
+    counted: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=COUNTED_SCHEMA))
 
     def evidence(self, customer: str) -> CustomerEvidence:
         return self.customers.get(customer, _NO_EVIDENCE)
@@ -141,6 +145,7 @@ def evaluate_log(log: ActivityLog, book: Rulebook, reps: set[str], customers: se
         rep_month_raw=rep_raw,
         entries_read=read,
         entries_counted=frame.height,
+        counted=frame.select(list(COUNTED_SCHEMA)),
     )
 
 

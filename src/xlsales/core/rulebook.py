@@ -51,6 +51,8 @@ class Parameters(BaseModel):
                                         description="按哪一天计算（排名月份、逾期、评估窗口）；留空取今天")
     window_months: Count = Field(12, alias="评估窗口月数", ge=1, le=120,
                                  description="客户关系分只计评估日期前这么多个月内的记录")
+    coverage_days: Count = Field(90, alias="覆盖天数", ge=1, le=3650,
+                                 description="铁三角与覆盖：重点客户各层级联系人是否触达，看评估日期及之前这么多天（含评估日期当天）的计分记录")
     score_cap: Num = Field(Decimal(100), alias="关系分上限", gt=0,
                            description="客户关系分截在 ±上限，月度关系得分截在 0～上限（满分）")
     base_rate: Fraction = Field(Decimal("0.02"), alias="基础提成率",
