@@ -207,12 +207,12 @@ class ReleasePlan:
         self.labels = {stage: f"{stage} {pct(share)}" for stage, share in self.shares.items()}
         self.delay = dt.timedelta(days=book.params.payout_delay_days)
         self.evaluation_date = book.evaluation_date
-        self._day_keys: dict[dt.date, tuple[str, dt.date]] = {}  # event day -> (YYYYMMDD, due date)
+        self._day_keys: dict[dt.date, tuple[str, dt.date, PayStatus]] = {}  # event day -> (YYYYMMDD, due, status)
 
-    def _day(self, day: dt.date) -> tuple[str, dt.date]:
-        known = self._day_keys.get(day)
-        if known is None:
-            known = self._day_keys[day] = (f"{day.year:04d}{day.month:02d}{day.day:02d}", day + self.delay)
+    def _day(self, day: dt.date) -> tuple[str, dt.date, PayStatus]:
+        due = day + self.delay
+        known = self._day_keys[day] = (f"{day.year:04d}{day.month:02d}{day.day:02d}", due,
+                                       PayStatus.OVERDUE if self.evaluation_date > due else PayStatus.DUE)
         return known
 
     def releases(self, order: Order, events: OrderEvents) -> list[Release]:
@@ -264,6 +264,7 @@ class ReleasePlan:
         prefix = f"{rep}/{order.order_id}/{item_text}/"
         year = order.signed.year
         paid_before = ZERO
+        days = self._day_keys
         for step in steps:
             paid_after = (total * step.after).quantize(FEN, ROUND_HALF_UP)
             amount = paid_after - paid_before
@@ -271,14 +272,16 @@ class ReleasePlan:
             if not amount:
                 continue
             day = step.date
-            key, due = self._day(day)
+            key, due, status = days.get(day) or self._day(day)
             lines.append(PayoutLine(
                 f"{prefix}{step.stage}/{key}", rep, name, order.order_id, item, step.stage, day, due, amount,
-                LineText(item_text, total, earnings, step, amount), PayStatus.DUE, None, year,
+                LineText(item_text, total, earnings, step, amount), status, None, year,
             ))
         return lines
 
     def order_lines(self, earnings: OrderEarnings, name: str, events: OrderEvents) -> list[PayoutLine]:
+        if not earnings.commission and not earnings.bonus:
+            return []  # below the red line and no bonus: nothing to release
         order = earnings.order
         steps = self.releases(order, events)
         lines = self.component_lines(earnings, name, Item.COMMISSION, earnings.commission, steps)
