@@ -8,8 +8,11 @@ from builders import book, customer, day, entry, log, rep, run
 from test_cli import golden_tables, records, sheet_rows
 from xlsales.adapters.sheets import ACCOUNTS_SHEET, EXTRA_OUTPUT_COLUMNS, write_tables
 from xlsales.cli import main
-from xlsales.core.accounts import coverage_start
+from xlsales.core.accounts import THREE_C_SHEET, coverage_start
+from xlsales.core.models import ThreeCCheck
 from xlsales.core.pipeline import Inputs
+from xlsales.core.problems import Problems
+from xlsales.core.validation import validate_rows
 
 REPS = [rep(r) for r in ("E1", "E2", "E3", "E4")]
 
@@ -115,3 +118,94 @@ def test_the_sheet_is_written_by_compute_with_its_headers(tmp_path):
     assert row["未覆盖层级"] == "管理层、秘书/助理"
     problems = records(path, "校验结果")
     assert any(p["工作表"] == "客户" and p["级别"] == "警告" and "服务经理" in p["说明"] for p in problems)
+
+
+# --- 3C清单: 组织架构, 决策链, 评估委员会, 竞争对手 per key account ---------------------------------------
+
+def three_c(code="C1", row=None, **marks):
+    return ThreeCCheck.model_validate({"客户编码": code, "row": row, **marks})
+
+
+def with_three_c(customers, *checks):
+    return Inputs(reps=REPS, customers=customers, log=log(), three_c=list(checks))
+
+
+def test_3c_progress_and_missing_items_of_a_key_account():
+    results, problems = run(with_three_c([must_win()], three_c(组织架构="是", 决策链="是", 评估委员会="否", 竞争对手="是")))
+    assert [p for p in problems.items if p.sheet == THREE_C_SHEET] == []
+    row = only(results)
+    assert (row.three_c_done, row.three_c_progress, row.three_c_missing) == (3, "3/4", ("评估委员会",))
+
+
+def test_3c_blank_is_no_and_all_yes_is_complete():
+    results, _ = run(with_three_c(
+        [must_win(), must_win("C2")],
+        three_c(组织架构="是", 竞争对手=None),                        # blanks are 否
+        three_c("C2", 组织架构="是", 决策链="是", 评估委员会="是", 竞争对手="是"),
+    ))
+    assert (only(results).three_c_progress, only(results).three_c_missing) == ("1/4", ("决策链", "评估委员会", "竞争对手"))
+    assert (only(results, "C2").three_c_progress, only(results, "C2").three_c_missing) == ("4/4", ())
+
+
+def test_a_key_account_without_a_3c_row_has_nothing_done():
+    award = customer("C2", "E1", 技术经理="E2", 服务经理="E3", 战略突破奖=1_000_000)
+    results, problems = run(with_three_c([must_win(), award]))
+    for code in ("C1", "C2"):
+        row = only(results, code)
+        assert (row.three_c_done, row.three_c_progress) == (0, "0/4")
+        assert row.three_c_missing == ("组织架构", "决策链", "评估委员会", "竞争对手")
+    assert [p for p in problems.items if p.sheet == THREE_C_SHEET] == []
+
+
+def test_3c_rows_of_unknown_plain_or_repeated_customers_are_warnings_on_their_cell():
+    plain = customer("C3", "E1", 必保="否")
+    results, problems = run(with_three_c(
+        [must_win(), plain],
+        three_c("C1", row=2, 组织架构="是"),
+        three_c("C9", row=3, 组织架构="是"),                            # no such customer
+        three_c("C3", row=4, 组织架构="是"),                            # not a key account
+        three_c("C1", row=5, 组织架构="是", 决策链="是"),               # C1 again: the first row counts
+    ))
+    found = [(p.level.value, p.row, p.field, p.value) for p in problems.items if p.sheet == THREE_C_SHEET]
+    assert found == [("警告", 3, "客户编码", "C9"), ("警告", 4, "客户编码", "C3"), ("警告", 5, "客户编码", "C1")]
+    messages = [p.message for p in problems.items if p.sheet == THREE_C_SHEET]
+    assert "客户表里没有" in messages[0] and "不是重点客户" in messages[1] and "第 2 行" in messages[2]
+    assert only(results).three_c_progress == "1/4"
+    assert [a.code for a in results.accounts] == ["C1"]
+
+
+def test_3c_warnings_also_when_there_is_no_key_account():
+    _, problems = run(with_three_c([customer("C3", "E1")], three_c("C3", row=2, 组织架构="是")))
+    ((level, row),) = [(p.level.value, p.row) for p in problems.items if p.sheet == THREE_C_SHEET]
+    assert (level, row) == ("警告", 2)
+
+
+def test_a_bad_yes_no_is_an_error_on_its_cell():
+    problems = Problems()
+    good = validate_rows(ThreeCCheck, THREE_C_SHEET, [{"row": 2, "客户编码": "C1", "决策链": "也许"}], problems)
+    assert good == []
+    (problem,) = problems.items
+    assert problem.is_error and (problem.row, problem.field) == (2, "决策链") and "是 或 否" in problem.message
+
+
+def test_3c_columns_are_written_by_compute_and_warnings_go_to_校验结果_by_cell(tmp_path):
+    path = tmp_path / "book.xlsx"
+    tables = golden_tables(
+        客户=[{"客户编码": "C1", "客户名称": "甲", "客户经理": "E1", "技术经理": "E2", "服务经理": "E3", "必保": "是"},
+            {"客户编码": "C2", "客户名称": "乙", "客户经理": "E1", "必保": "否"},
+            {"客户编码": "C3", "客户名称": "丙", "客户经理": "E1", "战略突破奖": 500_000}],
+        **{THREE_C_SHEET: [{"客户编码": "C1", "组织架构": "是", "决策链": "是", "评估委员会": "否", "竞争对手": "是"},
+                           {"客户编码": "C2", "组织架构": "是"},
+                           {"客户编码": "C404", "组织架构": "是"}]},
+    )
+    write_tables(path, tables)
+    assert main(["compute", str(path)]) == 0  # 警告 only
+    header = sheet_rows(path, ACCOUNTS_SHEET)[0]
+    assert tuple(header) == tuple(h for h, _ in EXTRA_OUTPUT_COLUMNS[ACCOUNTS_SHEET])
+    assert header[-2:] == ["3C完成度", "3C缺项"]
+    by_code = {r["客户编码"]: r for r in records(path, ACCOUNTS_SHEET)}
+    assert (by_code["C1"]["3C完成度"], by_code["C1"]["3C缺项"]) == ("3/4", "评估委员会")
+    assert (by_code["C3"]["3C完成度"], by_code["C3"]["3C缺项"]) == ("0/4", "组织架构、决策链、评估委员会、竞争对手")
+    assert "C2" not in by_code
+    problems = [(p["级别"], p["单元格"], p["值"]) for p in records(path, "校验结果") if p["工作表"] == THREE_C_SHEET]
+    assert problems == [("警告", "A3", "C2"), ("警告", "A4", "C404")]

@@ -147,6 +147,23 @@ def demo_tables(with_errors: bool = True) -> dict[str, list[dict[str, Any]]]:
                           "预计签约月": f"{DEMO_YEAR}-09", "暂缓原因": None})
     tables["商机"] = _rows(opportunities)
 
+    # 5词评价: the managers' quarterly ratings of the active reps (Q2 and Q3, some Q1); 3C清单 of four key accounts
+    words = ("激情", "自信", "坚持", "专业", "真诚")
+    ratings = []
+    for quarter in (1, 2, 3):
+        for i, rep_id in enumerate(active):
+            if quarter == 1 and i % 3:
+                continue
+            trend = (quarter - 2) * (i % 3 - 1)  # some reps improve, some slip, some hold
+            scores = [max(1, min(5, 3 + (i + k) % 3 - 1 + trend * (k % 2))) for k in range(len(words))]
+            ratings.append({"季度": f"{DEMO_YEAR}-Q{quarter}", "工号": rep_id, **dict(zip(words, scores, strict=True)),
+                            "评价人": "区域经理", "备注": None})
+    tables["5词评价"] = _rows(ratings)
+    keys = [c["客户编码"] for c in customers if c["必保"] == "是"][:4]
+    marks = [("是", "是", "是", "是"), ("是", "是", "否", "是"), ("是", "否", "否", None), ("否", "否", "否", "否")]
+    tables["3C清单"] = _rows([{"客户编码": code, **dict(zip(("组织架构", "决策链", "评估委员会", "竞争对手"), m, strict=True)),
+                               "备注": None} for code, m in zip(keys, marks, strict=True)])
+
     _simulate_earlier_months(tables)
     if with_errors:
         _plant_errors(tables)

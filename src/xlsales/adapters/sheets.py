@@ -27,9 +27,10 @@ from xlsales.adapters.xlsx_writer import (
     lock_files,
     write_sheets,
 )
-from xlsales.core.accounts import KeyAccountRow
+from xlsales.core.accounts import THREE_C, THREE_C_SHEET, KeyAccountRow
 from xlsales.core.models import OpportunityStatus, RepStatus, Tier
 from xlsales.core.payouts import PayoutLine, PayStatus
+from xlsales.core.people import FIVE_WORD_SHEET, FIVE_WORDS, FiveWordRow
 from xlsales.core.pipeline import Results, SummaryRow
 from xlsales.core.problems import Level, Problem
 from xlsales.core.ranking import Group, RankingRow
@@ -90,7 +91,7 @@ CONTRACT_HEADERS: dict[str, tuple[str, ...]] = {
 ACCOUNTS_SHEET = "铁三角与覆盖"
 _ACCOUNTS_HEAD = (("客户编码", "text"), ("客户名称", "text"), ("必保", "text"), ("客户经理", "text"), ("技术经理", "text"),
                   ("服务经理", "text"), ("缺少角色", "text"), ("协同天数", "int"))
-_ACCOUNTS_TAIL = (("未覆盖层级", "text"), ("提示", "text"))
+_ACCOUNTS_TAIL = (("未覆盖层级", "text"), ("提示", "text"), ("3C完成度", "text"), ("3C缺项", "text"))
 
 
 def accounts_columns(levels: Iterable[str]) -> tuple[tuple[str, str], ...]:
@@ -98,8 +99,14 @@ def accounts_columns(levels: Iterable[str]) -> tuple[tuple[str, str], ...]:
     return (*_ACCOUNTS_HEAD, *((level, "date") for level in levels), *_ACCOUNTS_TAIL)
 
 
+# 5词汇总: the 5词评价 per rep and quarter, with the trend against the rep's previous rated quarter
+FIVE_WORD_SUMMARY_SHEET = "5词汇总"
+
 EXTRA_OUTPUT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     ACCOUNTS_SHEET: accounts_columns(str(r["角色"]) for r in DEFAULT_ROLES),
+    FIVE_WORD_SUMMARY_SHEET: (("工号", "text"), ("姓名", "text"), ("季度", "text"),
+                              *((header, "int") for _, header in FIVE_WORDS), ("平均分", "number"),
+                              ("趋势", "text"), ("变化", "number"), ("评价人", "text"), ("备注", "text")),
 }
 
 MONTHS = tuple(f"{m}月" for m in range(1, 13))
@@ -118,6 +125,9 @@ INPUT_HEADERS: dict[str, tuple[str, ...]] = {
     "订单": ("订单号", "签约日期", "工号", "客户编码", "合同金额", "毛利率", "完工日期"),
     "回款": ("订单号", "回款日期", "回款金额"),
     "进度": ("订单号", "日期", "累计完工比例"),
+    # optional input sheets beyond workbook.md (issue 5)
+    FIVE_WORD_SHEET: ("季度", "工号", *(header for _, header in FIVE_WORDS), "评价人", "备注"),
+    THREE_C_SHEET: ("客户编码", *(header for _, header in THREE_C), "备注"),
 }
 
 # how an input column is formatted (headers not listed are general)
@@ -127,7 +137,8 @@ INPUT_KINDS: dict[str, str] = {
     **dict.fromkeys(("毛利率", "累计完工比例", "赢单概率", "比例"), "percent"),
     **dict.fromkeys(("工号", "客户编码", "订单号", "商机编码", "动作编码", "客户经理", "技术经理", "服务经理", "预计签约月"),
                     "text"),
-    **dict.fromkeys(("年度", "次数", "每月上限"), "int"),
+    **dict.fromkeys(("年度", "次数", "每月上限", *(header for _, header in FIVE_WORDS)), "int"),
+    "季度": "text",
 }
 # rule-sheet columns whose default values are written as Decimal text ("0.5"): stored as numbers
 _RULE_NUMBERS = {CATALOG_SHEET: {"分值", "系数", "每月上限"}, ROLE_SHEET: {"系数"}, TIER_SHEET: {"最低关系分", "赢单概率"},
@@ -142,6 +153,8 @@ _CHOICES: dict[tuple[str, str], list[str]] = {
     (BAND_SHEET, "起点"): [b.value for b in BandStart],
     (STAGE_SHEET, "阶段"): [s.value for s in StageName],
     ("商机", "状态"): [s.value for s in OpportunityStatus],
+    **{(FIVE_WORD_SHEET, header): [str(n) for n in range(1, 6)] for _, header in FIVE_WORDS},
+    **{(THREE_C_SHEET, header): ["是", "否"] for _, header in THREE_C},
 }
 
 JOIN = "、"  # indicator lists
@@ -223,10 +236,22 @@ def accounts_sheet(rows: Iterable[KeyAccountRow], levels: Sequence[str]) -> Shee
         last = dict(a.last_contact)
         out.append([a.code, a.name, "是" if a.must_win else "否", a.account_manager, a.tech_manager, a.service_manager,
                     JOIN.join(a.missing_roles) or None, a.joint_days, *(last.get(level) for level in levels),
-                    JOIN.join(a.uncovered) or None, HINT_JOIN.join(a.hints) or None])
+                    JOIN.join(a.uncovered) or None, HINT_JOIN.join(a.hints) or None, a.three_c_progress,
+                    JOIN.join(a.three_c_missing) or None])
         fills.append("red" if a.missing_roles else "amber" if a.uncovered else None)
     columns = [Column(h, k) for h, k in accounts_columns(levels)]  # type: ignore[arg-type]
     return SheetOut(ACCOUNTS_SHEET, columns, out, fills, protect=True)
+
+
+def five_word_sheet(rows: Iterable[FiveWordRow]) -> SheetOut:
+    """5词汇总: one row per rep and quarter; 下降 amber, 上升 green."""
+    out: list[list[Any]] = []
+    fills: list[str | None] = []
+    for r in rows:
+        out.append([r.rep_id, r.name, r.quarter, *r.ratings, r.average, r.trend, r.change, r.rater, r.note])
+        fills.append({"下降": "amber", "上升": "green"}.get(r.trend or ""))
+    columns = [Column(h, k) for h, k in EXTRA_OUTPUT_COLUMNS[FIVE_WORD_SUMMARY_SHEET]]  # type: ignore[arg-type]
+    return SheetOut(FIVE_WORD_SUMMARY_SHEET, columns, out, fills, protect=True)
 
 
 def no_cell(problem: Problem) -> str:
@@ -261,7 +286,7 @@ def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str
 
 def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell,
                   protect_payouts: bool = True) -> list[SheetOut]:
-    """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖)."""
+    """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖, 5词汇总)."""
     indicators: list[str] = []
     for action in results.book.actions.values():
         if action.indicator and action.indicator not in indicators:
@@ -275,6 +300,7 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
         forecast_sheet(results.forecast),
         problems_sheet(problems, cell_of),
         accounts_sheet(results.accounts, list(results.book.roles)),
+        five_word_sheet(results.five_words),
     ]
     for sheet in sheets:  # results are computed, not typed: only 实发日期 stays open (in 提成发放表)
         sheet.protect = sheet.protect or sheet.name != PAYOUT_SHEET or protect_payouts

@@ -42,9 +42,11 @@ from xml.parsers import expat
 import polars as pl
 
 from xlsales.adapters.xlsx_writer import column_letter
+from xlsales.core.accounts import THREE_C_SHEET
 from xlsales.core.activity import LOG_HEADERS, LOG_SCHEMA, LOG_SHEET, ActivityLog
 from xlsales.core.models import MONTH_HEADERS
 from xlsales.core.payouts import COLLECTION_SHEET, PAYOUT_SHEET, PROGRESS_SHEET
+from xlsales.core.people import FIVE_WORD_SHEET
 from xlsales.core.pipeline import CUSTOMER_SHEET, OPPORTUNITY_SHEET, ORDER_SHEET, REP_SHEET
 from xlsales.core.problems import Level, Problem
 from xlsales.core.ranking import HISTORY_SHEET
@@ -73,9 +75,13 @@ REQUIRED_HEADERS: dict[str, tuple[str, ...]] = {
     # output sheets read back: finance's 实发日期 and the months ranked so far carry over
     PAYOUT_SHEET: ("行ID", "工号", "姓名", "订单号", "项目", "阶段", "事件日期", "应发日期", "金额", "计算说明", "状态", "实发日期"),
     HISTORY_SHEET: HISTORY_HEADERS,
+    # optional input sheets beyond workbook.md (issue 5): read when present
+    FIVE_WORD_SHEET: ("季度", "工号", "激情", "自信", "坚持", "专业", "真诚"),  # 评价人, 备注 are optional
+    THREE_C_SHEET: ("客户编码", "组织架构", "决策链", "评估委员会", "竞争对手"),  # 备注 is optional
 }
-OPTIONAL_HEADERS: dict[str, tuple[str, ...]] = {TARGET_SHEET: MONTH_HEADERS}
-OPTIONAL_SHEETS = frozenset({PROGRESS_SHEET, PAYOUT_SHEET, HISTORY_SHEET})
+OPTIONAL_HEADERS: dict[str, tuple[str, ...]] = {TARGET_SHEET: MONTH_HEADERS, FIVE_WORD_SHEET: ("评价人", "备注"),
+                                                THREE_C_SHEET: ("备注",)}
+OPTIONAL_SHEETS = frozenset({PROGRESS_SHEET, PAYOUT_SHEET, HISTORY_SHEET, FIVE_WORD_SHEET, THREE_C_SHEET})
 
 DATE_HEADERS: dict[str, frozenset[str]] = {
     LOG_SHEET: frozenset({"日期"}),

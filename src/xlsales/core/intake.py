@@ -12,9 +12,22 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from xlsales.core.accounts import THREE_C_SHEET
 from xlsales.core.activity import LOG_SHEET, ActivityLog
-from xlsales.core.models import Collection, Customer, LogEntry, Opportunity, Order, Progress, Rep, Target
+from xlsales.core.models import (
+    Collection,
+    Customer,
+    FiveWordRating,
+    LogEntry,
+    Opportunity,
+    Order,
+    Progress,
+    Rep,
+    Target,
+    ThreeCCheck,
+)
 from xlsales.core.payouts import COLLECTION_SHEET, PAYOUT_SHEET, PROGRESS_SHEET, LedgerEntry
+from xlsales.core.people import FIVE_WORD_SHEET
 from xlsales.core.pipeline import CUSTOMER_SHEET, OPPORTUNITY_SHEET, ORDER_SHEET, REP_SHEET, Inputs
 from xlsales.core.problems import Problems
 from xlsales.core.ranking import HISTORY_SHEET, HistoryEntry
@@ -35,6 +48,8 @@ RECORD_SHEETS: dict[str, Any] = {
     PROGRESS_SHEET: Progress,
     PAYOUT_SHEET: LedgerEntry,
     HISTORY_SHEET: HistoryEntry,
+    FIVE_WORD_SHEET: FiveWordRating,  # optional
+    THREE_C_SHEET: ThreeCCheck,  # optional
 }
 
 
@@ -50,6 +65,7 @@ def read_inputs(tables: Tables, problems: Problems, log: ActivityLog | None = No
         opportunities=records[OPPORTUNITY_SHEET], orders=records[ORDER_SHEET],
         collections=records[COLLECTION_SHEET], progress=records[PROGRESS_SHEET],
         ledger=records[PAYOUT_SHEET], history=records[HISTORY_SHEET],
+        five_words=records[FIVE_WORD_SHEET], three_c=records[THREE_C_SHEET],
     )
 
 

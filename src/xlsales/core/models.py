@@ -129,6 +129,42 @@ def parse_yes_no(value: Any) -> Any:
     raise ValueError("应填 是 或 否")
 
 
+QUARTER = re.compile(r"(\d{4})\s*-?\s*[Qq]([1-4])")
+
+
+def parse_quarter(value: Any) -> Any:
+    """A quarter is text YYYY-Qn (2026-Q3); 2026q3 and "2026 - Q3" are read as 2026-Q3."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        match = QUARTER.fullmatch(text)
+        if match is not None and 2000 <= int(match.group(1)) <= 2100:
+            return f"{match.group(1)}-Q{match.group(2)}"
+    raise ValueError("应为季度文字 YYYY-Qn，如 2026-Q3")
+
+
+def parse_rating(value: Any) -> Any:
+    """A 5词 rating: a whole number from 1 to 5 (3.0 from Excel is 3; 3.5, 0, 6 and text are not)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float, Decimal)):
+        raise ValueError("应为 1 到 5 的整数")
+    if isinstance(number, float):
+        number = Decimal(repr(number))
+    if not Decimal(number).is_finite() or number != int(number) or not 1 <= int(number) <= 5:
+        raise ValueError("应为 1 到 5 的整数")
+    return int(number)
+
+
 Text = Annotated[str, BeforeValidator(parse_text)]
 OptText = Annotated[str | None, BeforeValidator(parse_text)]
 Num = Annotated[Decimal, BeforeValidator(parse_decimal)]
@@ -140,6 +176,8 @@ Count = Annotated[int, BeforeValidator(parse_int)]
 Day = Annotated[dt.date, BeforeValidator(parse_date)]
 OptDay = Annotated[dt.date | None, BeforeValidator(parse_date)]
 YesNo = Annotated[bool, BeforeValidator(parse_yes_no)]
+Quarter = Annotated[str, BeforeValidator(parse_quarter)]
+Rating = Annotated[int, BeforeValidator(parse_rating)]
 
 
 class Record(BaseModel):
@@ -233,3 +271,28 @@ class Progress(Record):
     order_id: Text = Field(alias="订单号")
     date: Day = Field(alias="日期")
     cumulative: Fraction = Field(alias="累计完工比例")
+
+
+class FiveWordRating(Record):
+    """A row of 5词评价: a manager's ratings (1–5) of a rep for a quarter."""
+
+    quarter: Quarter = Field(alias="季度")
+    rep_id: Text = Field(alias="工号")
+    passion: Rating = Field(alias="激情")
+    confidence: Rating = Field(alias="自信")
+    persistence: Rating = Field(alias="坚持")
+    expertise: Rating = Field(alias="专业")
+    sincerity: Rating = Field(alias="真诚")
+    rater: OptText = Field(default=None, alias="评价人")
+    note: OptText = Field(default=None, alias="备注")
+
+
+class ThreeCCheck(Record):
+    """A row of 3C清单: what is known of a key account (是/否 each; blank is 否)."""
+
+    customer: Text = Field(alias="客户编码")
+    org_chart: YesNo = Field(default=False, alias="组织架构")
+    decision_chain: YesNo = Field(default=False, alias="决策链")
+    committee: YesNo = Field(default=False, alias="评估委员会")
+    competitors: YesNo = Field(default=False, alias="竞争对手")
+    note: OptText = Field(default=None, alias="备注")

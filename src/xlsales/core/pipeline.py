@@ -19,6 +19,7 @@ from xlsales.core.dates import month_end, month_label
 from xlsales.core.models import (
     Collection,
     Customer,
+    FiveWordRating,
     Opportunity,
     OpportunityStatus,
     Order,
@@ -26,6 +27,7 @@ from xlsales.core.models import (
     Rep,
     RepStatus,
     Target,
+    ThreeCCheck,
 )
 from xlsales.core.money import ZERO, pct, yuan
 from xlsales.core.payouts import (
@@ -43,6 +45,7 @@ from xlsales.core.payouts import (
     settle_status,
     single_line,
 )
+from xlsales.core.people import FiveWordRow, five_word_summary
 from xlsales.core.problems import Problems
 from xlsales.core.ranking import HISTORY_SHEET, Contender, Group, HistoryEntry, RankingRow, rank_month
 from xlsales.core.relationship import evaluate_log
@@ -68,6 +71,8 @@ class Inputs:
     progress: list[Progress] = field(default_factory=list)
     ledger: list[LedgerEntry] = field(default_factory=list)  # the 提成发放表 as finance left it
     history: list[HistoryEntry] = field(default_factory=list)  # the 排名历史 so far
+    five_words: list[FiveWordRating] = field(default_factory=list)  # 5词评价 (optional sheet)
+    three_c: list[ThreeCCheck] = field(default_factory=list)  # 3C清单 (optional sheet)
 
 
 @dataclass(slots=True)
@@ -100,6 +105,7 @@ class Results:
     forfeitures: list[Forfeiture]
     counts: dict[str, int]
     accounts: list[KeyAccountRow] = field(default_factory=list)  # 铁三角与覆盖: the key accounts
+    five_words: list[FiveWordRow] = field(default_factory=list)  # 5词汇总: per rep and quarter
 
 
 def _unique_by(records: list, key: str, sheet: str, header: str, problems: Problems) -> dict:  # type: ignore[type-arg]
@@ -147,7 +153,8 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
 
     facts = evaluate_log(inputs.log, book, set(reps), set(customers), problems)
     ratings = rate_customers(customers.values(), facts, book)
-    accounts = key_accounts(customers.values(), facts, book, problems)
+    accounts = key_accounts(customers.values(), facts, book, problems, inputs.three_c)
+    five_words = five_word_summary(inputs.five_words, reps, problems)
     tier_of = {r.code: r.tier for r in ratings}
     pipeline = forecast(opportunities, tier_of, book)
 
@@ -222,6 +229,7 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
         book=book, ratings=ratings, forecast=pipeline, payouts=lines, summary=summary, ranking=ranking,
         history=history, on_time=on_time_rates(lines, ev), target_gap=gap,
         forfeitures=sorted(forfeits.values(), key=lambda f: (f.rep_id, f.year)), accounts=accounts,
+        five_words=five_words,
         counts={
             "销售人员": len(inputs.reps), "客户": len(inputs.customers), "客户关系记录": facts.entries_read,
             "计分记录": facts.entries_counted, "订单": len(inputs.orders), "回款": len(inputs.collections),
