@@ -194,7 +194,6 @@ def _flag_over_collection(order: Order, rows: list[Collection], problems: Proble
                           "超出部分不再发放提成，请核对回款")
 
 
-_STAGE_ORDER = {s.value: i for i, s in enumerate(StageName)}
 _PRO_RATA = frozenset((StageName.REVENUE.value, StageName.COLLECTION.value))
 _SIGNING, _REVENUE, _COLLECTION, _COMPLETION = (s.value for s in StageName)
 
