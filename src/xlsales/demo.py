@@ -33,6 +33,9 @@ _ROLES = ["决策层", "管理层", "技术/采购层", "秘书/助理"]
 _CONTACTS = ["总经理", "副总", "信息中心主任", "采购经理", "技术主管", "总经理秘书"]
 
 
+_WATCHED = frozenset({0, 5, 11, 32, 41})  # C001, C006, C012, C033, C042: 重点 (创始人关注)
+
+
 def demo_tables(with_errors: bool = True) -> dict[str, list[dict[str, Any]]]:
     rng = random.Random(20261130)
     tables: dict[str, list[dict[str, Any]]] = {k: list(v) for k, v in default_tables().items()}
@@ -61,6 +64,9 @@ def demo_tables(with_errors: bool = True) -> dict[str, list[dict[str, Any]]]:
             "战略突破奖": 1_000_000 if i in (5, 17, 29) else None,
             "立场": "反对" if i == 41 else None,
             "自评等级": ["铁杆", "支持", "中立", None][i % 4],
+            # the founder's watchlist: two must-wins (C033 is lost below), a breakthrough account,
+            # the one against us and an ordinary account
+            "重点": "是" if i in _WATCHED else None,
         })
     tables["客户"] = _rows(customers)
 

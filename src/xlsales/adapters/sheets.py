@@ -48,6 +48,7 @@ from xlsales.core.rulebook import (
     default_tables,
 )
 from xlsales.core.tiers import CustomerRating, ForecastRow
+from xlsales.core.watchlist import DOWN, UP, WATCH_SHEET, WatchRow
 
 # --- the contract -------------------------------------------------------------------------------
 
@@ -107,6 +108,10 @@ EXTRA_OUTPUT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     FIVE_WORD_SUMMARY_SHEET: (("工号", "text"), ("姓名", "text"), ("季度", "text"),
                               *((header, "int") for _, header in FIVE_WORDS), ("平均分", "number"),
                               ("趋势", "text"), ("变化", "number"), ("评价人", "text"), ("备注", "text")),
+    # 创始人关注: one row per customer flagged 重点 (core.watchlist)
+    WATCH_SHEET: (("客户编码", "text"), ("客户名称", "text"), ("客户经理", "text"), ("关系分", "number"), ("等级", "text"),
+                  ("上月等级", "text"), ("等级变化", "text"), ("缺少指标", "text"), ("铁三角缺口", "text"),
+                  ("未覆盖层级", "text"), ("在跟商机", "text"), ("最近联系", "date"), ("提示", "text")),
 }
 
 MONTHS = tuple(f"{m}月" for m in range(1, 13))
@@ -115,7 +120,8 @@ INPUT_HEADERS: dict[str, tuple[str, ...]] = {
     CATALOG_SHEET: ("动作编码", "动作名称", "分值", "系数", "每月上限", "指标", "需审批"),
     ROLE_SHEET: ("角色", "系数"),
     "销售人员": ("工号", "姓名", "区域", "状态"),
-    "客户": ("客户编码", "客户名称", "客户经理", "技术经理", "服务经理", "必保", "战略突破奖", "立场", "自评等级"),
+    "客户": ("客户编码", "客户名称", "客户经理", "技术经理", "服务经理", "必保", "战略突破奖", "立场", "自评等级",
+           "重点"),  # 重点: optional, beyond workbook.md (the founder's watchlist)
     "客户关系记录": ("日期", "工号", "客户编码", "联系人", "角色", "动作编码", "次数", "审批状态", "备注"),
     TIER_SHEET: ("等级", "最低关系分", "必备指标", "赢单概率"),
     "业绩目标": ("年度", "工号", "保底目标", "挑战目标", "自报目标", *MONTHS),
@@ -148,6 +154,7 @@ _CHOICES: dict[tuple[str, str], list[str]] = {
     ("销售人员", "状态"): [s.value for s in RepStatus],
     ("客户", "必保"): ["是", "否"],
     ("客户", "自评等级"): [t.value for t in Tier],
+    ("客户", "重点"): ["是", "否"],
     (CATALOG_SHEET, "需审批"): ["是", "否"],
     (TIER_SHEET, "等级"): [t.value for t in Tier],
     (BAND_SHEET, "起点"): [b.value for b in BandStart],
@@ -254,6 +261,20 @@ def five_word_sheet(rows: Iterable[FiveWordRow]) -> SheetOut:
     return SheetOut(FIVE_WORD_SUMMARY_SHEET, columns, out, fills, protect=True)
 
 
+def watchlist_sheet(rows: Iterable[WatchRow], indicator_order: Sequence[str] | None = None) -> SheetOut:
+    """创始人关注: one row per 重点 customer; 降 (or 反对) red, 升 green, a triangle or coverage gap amber."""
+    out: list[list[Any]] = []
+    fills: list[str | None] = []
+    for w in rows:
+        out.append([w.code, w.name, w.account_manager, w.score, w.tier.value, w.last_month_tier.value, w.change,
+                    _joined(w.missing, indicator_order), JOIN.join(w.missing_roles) or None,
+                    JOIN.join(w.uncovered) or None, w.open_text, w.last_contact, w.hint])
+        fills.append("red" if w.change == DOWN or w.tier is Tier.AGAINST else "green" if w.change == UP
+                     else "amber" if w.missing_roles or w.uncovered else None)
+    columns = [Column(h, k) for h, k in EXTRA_OUTPUT_COLUMNS[WATCH_SHEET]]  # type: ignore[arg-type]
+    return SheetOut(WATCH_SHEET, columns, out, fills, protect=True)
+
+
 def no_cell(problem: Problem) -> str:
     return ""
 
@@ -286,7 +307,7 @@ def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str
 
 def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell,
                   protect_payouts: bool = True) -> list[SheetOut]:
-    """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖, 5词汇总)."""
+    """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖, 5词汇总, 创始人关注)."""
     indicators: list[str] = []
     for action in results.book.actions.values():
         if action.indicator and action.indicator not in indicators:
@@ -301,6 +322,7 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
         problems_sheet(problems, cell_of),
         accounts_sheet(results.accounts, list(results.book.roles)),
         five_word_sheet(results.five_words),
+        watchlist_sheet(results.watchlist, indicators),
     ]
     for sheet in sheets:  # results are computed, not typed: only 实发日期 stays open (in 提成发放表)
         sheet.protect = sheet.protect or sheet.name != PAYOUT_SHEET or protect_payouts

@@ -62,7 +62,7 @@ REQUIRED_HEADERS: dict[str, tuple[str, ...]] = {
     CATALOG_SHEET: ("动作编码", "动作名称", "分值", "系数", "每月上限", "指标", "需审批"),
     ROLE_SHEET: ("角色", "系数"),
     REP_SHEET: ("工号", "姓名", "区域", "状态"),
-    CUSTOMER_SHEET: ("客户编码", "客户名称", "客户经理", "技术经理", "服务经理", "必保", "战略突破奖", "立场", "自评等级"),
+    CUSTOMER_SHEET: ("客户编码", "客户名称", "客户经理", "技术经理", "服务经理", "必保", "战略突破奖", "立场", "自评等级"),  # 重点 optional
     LOG_SHEET: ("日期", "工号", "客户编码", "联系人", "角色", "动作编码", "次数", "审批状态", "备注"),
     TIER_SHEET: ("等级", "最低关系分", "必备指标", "赢单概率"),
     TARGET_SHEET: ("年度", "工号", "保底目标", "挑战目标", "自报目标"),  # 1月 … 12月 are optional
@@ -79,7 +79,8 @@ REQUIRED_HEADERS: dict[str, tuple[str, ...]] = {
     FIVE_WORD_SHEET: ("季度", "工号", "激情", "自信", "坚持", "专业", "真诚"),  # 评价人, 备注 are optional
     THREE_C_SHEET: ("客户编码", "组织架构", "决策链", "评估委员会", "竞争对手"),  # 备注 is optional
 }
-OPTIONAL_HEADERS: dict[str, tuple[str, ...]] = {TARGET_SHEET: MONTH_HEADERS, FIVE_WORD_SHEET: ("评价人", "备注"),
+OPTIONAL_HEADERS: dict[str, tuple[str, ...]] = {CUSTOMER_SHEET: ("重点",), TARGET_SHEET: MONTH_HEADERS,
+                                                FIVE_WORD_SHEET: ("评价人", "备注"),
                                                 THREE_C_SHEET: ("备注",)}
 OPTIONAL_SHEETS = frozenset({PROGRESS_SHEET, PAYOUT_SHEET, HISTORY_SHEET, FIVE_WORD_SHEET, THREE_C_SHEET})
 

@@ -72,6 +72,11 @@ def is_key_account(customer: Customer) -> bool:
     return customer.must_win or bool(customer.breakthrough_award)
 
 
+def missing_roles(customer: Customer) -> tuple[str, ...]:
+    """The triangle roles (客户经理 / 技术经理 / 服务经理) not set for this customer."""
+    return tuple(header for attr, header in TRIANGLE if getattr(customer, attr) is None)
+
+
 def coverage_start(book: Rulebook) -> dt.date:
     """First day of the coverage window (inclusive): the evaluation date minus 覆盖天数."""
     return book.evaluation_date - dt.timedelta(days=book.params.coverage_days)
@@ -108,12 +113,12 @@ def key_accounts(customers: Iterable[Customer], facts: RelationshipFacts, book: 
     members = {c.code: {getattr(c, attr) for attr, _ in TRIANGLE} - {None} for c in keys}
     joint = _joint_days(facts.counted, members, window_start(book.evaluation_date, book.params.window_months),
                         book.evaluation_date)
-    last = _last_contacts(facts.counted, set(members), coverage_start(book), book.evaluation_date)
+    last = last_contacts(facts.counted, set(members), coverage_start(book), book.evaluation_date)
     levels = list(book.roles)
     days = book.params.coverage_days
     rows: list[KeyAccountRow] = []
     for c in keys:
-        missing = tuple(header for attr, header in TRIANGLE if getattr(c, attr) is None)
+        missing = missing_roles(c)
         why = "必保客户" if c.must_win else "有战略突破奖的客户"
         for header in missing:
             problems.warn(CUSTOMER_SHEET, c.row, header, "",
@@ -153,7 +158,7 @@ def _joint_days(counted: pl.DataFrame, members: dict[str, set[str]], start: dt.d
     return {code: int(n) for code, n in days.iter_rows()}
 
 
-def _last_contacts(counted: pl.DataFrame, codes: set[str], start: dt.date,
+def last_contacts(counted: pl.DataFrame, codes: set[str], start: dt.date,
                    end: dt.date) -> dict[tuple[str, str], dt.date]:
     """(customer, level) -> the last date in [start, end] of a counted entry at that level."""
     last = (counted.filter(pl.col("date").is_between(start, end) & pl.col("customer").is_in(sorted(codes)))

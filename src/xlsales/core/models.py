@@ -204,6 +204,7 @@ class Customer(Record):
     breakthrough_award: OptMoney = Field(default=None, alias="战略突破奖")
     stance: OptText = Field(default=None, alias="立场")
     claimed_tier: Tier | None = Field(default=None, alias="自评等级")
+    key_watch: YesNo = Field(default=False, alias="重点")  # optional column: the founder's watchlist
 
 
 class LogEntry(Record):

@@ -52,6 +52,7 @@ from xlsales.core.relationship import evaluate_log
 from xlsales.core.rulebook import Rulebook, StageName
 from xlsales.core.targets import TargetGap, check_targets, floor_to_date, target_gap
 from xlsales.core.tiers import CustomerRating, ForecastRow, forecast, rate_customers
+from xlsales.core.watchlist import WatchRow, watchlist
 
 REP_SHEET = "销售人员"
 CUSTOMER_SHEET = "客户"
@@ -106,6 +107,7 @@ class Results:
     counts: dict[str, int]
     accounts: list[KeyAccountRow] = field(default_factory=list)  # 铁三角与覆盖: the key accounts
     five_words: list[FiveWordRow] = field(default_factory=list)  # 5词汇总: per rep and quarter
+    watchlist: list[WatchRow] = field(default_factory=list)  # 创始人关注: the customers flagged 重点
 
 
 def _unique_by(records: list, key: str, sheet: str, header: str, problems: Problems) -> dict:  # type: ignore[type-arg]
@@ -155,6 +157,7 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
     ratings = rate_customers(customers.values(), facts, book)
     accounts = key_accounts(customers.values(), facts, book, problems, inputs.three_c)
     five_words = five_word_summary(inputs.five_words, reps, problems)
+    watched = watchlist(customers.values(), ratings, facts, inputs.log, opportunities, set(reps), book)
     tier_of = {r.code: r.tier for r in ratings}
     pipeline = forecast(opportunities, tier_of, book)
 
@@ -229,7 +232,7 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
         book=book, ratings=ratings, forecast=pipeline, payouts=lines, summary=summary, ranking=ranking,
         history=history, on_time=on_time_rates(lines, ev), target_gap=gap,
         forfeitures=sorted(forfeits.values(), key=lambda f: (f.rep_id, f.year)), accounts=accounts,
-        five_words=five_words,
+        five_words=five_words, watchlist=watched,
         counts={
             "销售人员": len(inputs.reps), "客户": len(inputs.customers), "客户关系记录": facts.entries_read,
             "计分记录": facts.entries_counted, "订单": len(inputs.orders), "回款": len(inputs.collections),

@@ -16,11 +16,10 @@ import polars as pl
 from xlsales.core.activity import LOG_HEADERS, LOG_SHEET, ActivityLog
 from xlsales.core.dates import month_start, window_start
 from xlsales.core.models import APPROVED
-from xlsales.core.money import clamp, num
+from xlsales.core.money import clamp
 from xlsales.core.problems import Problems
 from xlsales.core.rulebook import Rulebook
 
-_GROUP = ["rep_id", "customer", "action", "month"]
 COUNTED_SCHEMA: dict[str, pl.DataType] = {"date": pl.Date(), "rep_id": pl.String(), "customer": pl.String(), "role": pl.String()}
 _INT64_SAFE = 2**62
 
@@ -203,7 +202,3 @@ def _with_points(frame: pl.DataFrame, book: Rulebook) -> tuple[pl.DataFrame, int
         points=pl.col("unit") * pl.col("counted")
     )
     return frame, scale
-
-
-def describe_entry(unit_points: Decimal, role_weight: Decimal, count: int) -> str:
-    return f"{num(unit_points)} × {num(role_weight)} × {count} = {num(entry_points(unit_points, role_weight, count))}"
