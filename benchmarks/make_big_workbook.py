@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from xlsales.adapters.xlsx_writer import column_letter as _col
 from xlsales.core.activity import LOG_SHEET
 from xlsales.core.rulebook import default_tables
 
@@ -52,15 +53,6 @@ _STYLES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 
 _NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-
-
-def _col(index: int) -> str:
-    name = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        name = chr(65 + rem) + name
-    return name
 
 
 class SheetWriter:
