@@ -92,24 +92,22 @@ def line_id(rep: str, order: str | None, item: Item, stage: str, event: dt.date 
 
 
 class Release(NamedTuple):
-    """One event that releases part of an order's components; `low`→`high` is the progress or
-    collection ratio it moved (and `collected` the cumulative collections), kept for the text."""
+    """One event that releases part of an order's components: `low`→`high` is the progress or
+    collection ratio it moved (and `collected` the cumulative collections), kept for the text.
+    Sorted as a tuple: by date, then stage order (a stage has at most one event a day)."""
 
-    stage: str
     date: dt.date
-    before: Decimal  # the component's cumulative released fraction before this event
-    after: Decimal
+    rank: int  # the stage's place in 签约, 收入确认, 回款, 完工
+    stage: str
     label: str  # "回款 50%"
-    low: Decimal = ZERO
-    high: Decimal = ZERO
-    collected: Decimal = ZERO
-    contract: Decimal = ZERO
+    low: Decimal
+    high: Decimal
+    collected: Decimal
 
-    @property
-    def detail(self) -> str:
+    def detail(self, contract: Decimal) -> str:
         if self.stage == _COLLECTION:
             return (f"{self.label} × 回款进度 {pct(self.low)}→{pct(self.high)}"
-                    f"（累计回款 {yuan(self.collected)}÷合同 {yuan(self.contract)}）")
+                    f"（累计回款 {yuan(self.collected)}÷合同 {yuan(contract)}）")
         if self.stage == _REVENUE:
             return f"{self.label} × 完工进度 {pct(self.low)}→{pct(self.high)}"
         if self.stage == _COMPLETION:
@@ -128,7 +126,8 @@ class LineText:
 
     def __str__(self) -> str:
         what = self.earnings.commission_text if self.item == Item.COMMISSION.value else self.earnings.bonus_text
-        return f"{self.item} {yuan(self.total)}（{what}）× {self.release.detail} = {self.amount:,}"
+        detail = self.release.detail(self.earnings.order.amount)
+        return f"{self.item} {yuan(self.total)}（{what}）× {detail} = {self.amount:,}"
 
     def __repr__(self) -> str:
         return repr(str(self))
@@ -215,78 +214,75 @@ class ReleasePlan:
         return known
 
     def releases(self, order: Order, events: OrderEvents) -> list[Release]:
-        """The share of a component released at each event, cumulatively, in date order."""
+        """The events that release part of an order's components, in date order."""
         shares, labels = self.shares, self.labels
-        steps: list[tuple[dt.date, int, str, Decimal, Decimal, Decimal]] = []
+        steps: list[Release] = []
         if _SIGNING in shares:
-            steps.append((order.signed, 0, _SIGNING, ZERO, ZERO, ZERO))
-        share = shares.get(_REVENUE)
-        if share is not None:
+            steps.append(Release(order.signed, 0, _SIGNING, labels[_SIGNING], ZERO, ZERO, ZERO))
+        if _REVENUE in shares:
             previous = ZERO
             for day, cumulative in events.progress.get(order.order_id, ()):
                 if cumulative > previous:
-                    steps.append((day, 1, _REVENUE, previous, cumulative, ZERO))
+                    steps.append(Release(day, 1, _REVENUE, labels[_REVENUE], previous, cumulative, ZERO))
                     previous = cumulative
-        share = shares.get(_COLLECTION)
-        if share is not None and order.amount > 0:
+        if _COLLECTION in shares and order.amount > 0:
+            contract = order.amount
             collected, previous = ZERO, ZERO
             for day, amount in events.collections.get(order.order_id, ()):
                 collected += amount
-                ratio = min(collected / order.amount, ONE)
+                ratio = min(collected / contract, ONE)
                 if ratio > previous:
-                    steps.append((day, 2, _COLLECTION, previous, ratio, collected))
+                    steps.append(Release(day, 2, _COLLECTION, labels[_COLLECTION], previous, ratio, collected))
                     previous = ratio
-        share = shares.get(_COMPLETION)
-        if share is not None and order.completed is not None and order.completed <= self.evaluation_date:
-            steps.append((order.completed, 3, _COMPLETION, ZERO, ZERO, ZERO))
+        if _COMPLETION in shares and order.completed is not None and order.completed <= self.evaluation_date:
+            steps.append(Release(order.completed, 3, _COMPLETION, labels[_COMPLETION], ZERO, ZERO, ZERO))
         if len(steps) > 1:
             steps.sort()  # by (date, stage order): a stage has at most one event a day, so ties stop there
-        # The released share after each event is recomputed from each stage's own progress (share ×
-        # fraction), not accumulated: a running sum of 28-digit quotients can end at 0.999…9, not 1.
-        out: list[Release] = []
-        terms = dict.fromkeys(shares, ZERO)  # each stage's share × its own progress
-        released = ZERO
-        for day, _, stage, low, high, collected in steps:
-            terms[stage] = shares[stage] * high if stage in _PRO_RATA else shares[stage]
-            after = sum(terms.values(), ZERO)
-            out.append(Release(stage, day, released, after, labels[stage], low, high, collected, order.amount))
-            released = after
-        return out
-
-    def component_lines(self, earnings: OrderEarnings, name: str, item: Item, total: Decimal,
-                        steps: list[Release]) -> list[PayoutLine]:
-        """One line per release; amounts rounded cumulatively so the lines add up to the rounded total."""
-        order = earnings.order
-        rep = order.rep_id
-        lines: list[PayoutLine] = []
-        item_text = item.value
-        prefix = f"{rep}/{order.order_id}/{item_text}/"
-        year = order.signed.year
-        paid_before = ZERO
-        days = self._day_keys
-        for step in steps:
-            paid_after = (total * step.after).quantize(FEN, ROUND_HALF_UP)
-            amount = paid_after - paid_before
-            paid_before = paid_after
-            if not amount:
-                continue
-            day = step.date
-            key, due, status = days.get(day) or self._day(day)
-            lines.append(PayoutLine(
-                f"{prefix}{step.stage}/{key}", rep, name, order.order_id, item, step.stage, day, due, amount,
-                LineText(item_text, total, earnings, step, amount), status, None, year,
-            ))
-        return lines
+        return steps
 
     def order_lines(self, earnings: OrderEarnings, name: str, events: OrderEvents) -> list[PayoutLine]:
-        if not earnings.commission and not earnings.bonus:
+        """One line per release and component (the commission's lines, then the margin bonus's), in one
+        pass over the releases. Each component is rounded cumulatively: line = round(total × released
+        after) − round(total × released before), so an order's lines add up to its rounded components."""
+        commission, bonus = earnings.commission, earnings.bonus
+        if not commission and not bonus:
             return []  # below the red line and no bonus: nothing to release
         order = earnings.order
-        steps = self.releases(order, events)
-        lines = self.component_lines(earnings, name, Item.COMMISSION, earnings.commission, steps)
-        if earnings.bonus:
-            lines += self.component_lines(earnings, name, Item.MARGIN_BONUS, earnings.bonus, steps)
-        return lines
+        rep, order_id, year = order.rep_id, order.order_id, order.signed.year
+        shares, days = self.shares, self._day_keys
+        commission_id, bonus_id = f"{rep}/{order_id}/{_COMMISSION_TEXT}/", f"{rep}/{order_id}/{_BONUS_TEXT}/"
+        lines: list[PayoutLine] = []
+        bonus_lines: list[PayoutLine] = []
+        paid_commission = paid_bonus = ZERO
+        # The released share after each event is recomputed from each stage's own progress (share ×
+        # fraction), not accumulated: a running sum of 28-digit quotients can end at 0.999…9, not 1.
+        terms = dict.fromkeys(shares, ZERO)
+        for step in self.releases(order, events):
+            stage = step.stage
+            terms[stage] = shares[stage] * step.high if stage in _PRO_RATA else shares[stage]
+            after = sum(terms.values(), ZERO)
+            day = step.date
+            key, due, status = days.get(day) or self._day(day)
+            released = (commission * after).quantize(FEN, ROUND_HALF_UP)
+            if released != paid_commission:
+                amount, paid_commission = released - paid_commission, released
+                lines.append(PayoutLine(
+                    f"{commission_id}{stage}/{key}", rep, name, order_id, _COMMISSION, stage, day, due, amount,
+                    LineText(_COMMISSION_TEXT, commission, earnings, step, amount), status, None, year,
+                ))
+            if bonus:
+                released = (bonus * after).quantize(FEN, ROUND_HALF_UP)
+                if released != paid_bonus:
+                    amount, paid_bonus = released - paid_bonus, released
+                    bonus_lines.append(PayoutLine(
+                        f"{bonus_id}{stage}/{key}", rep, name, order_id, _BONUS, stage, day, due, amount,
+                        LineText(_BONUS_TEXT, bonus, earnings, step, amount), status, None, year,
+                    ))
+        return lines + bonus_lines if bonus_lines else lines
+
+
+_COMMISSION, _BONUS = Item.COMMISSION, Item.MARGIN_BONUS
+_COMMISSION_TEXT, _BONUS_TEXT = _COMMISSION.value, _BONUS.value  # enum attribute lookups cost, per line
 
 
 def single_line(rep: str, name: str, order_id: str | None, item: Item, stage: str, event: dt.date,
