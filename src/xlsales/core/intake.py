@@ -28,11 +28,12 @@ from xlsales.core.models import (
 )
 from xlsales.core.payouts import COLLECTION_SHEET, PAYOUT_SHEET, PROGRESS_SHEET, LedgerEntry
 from xlsales.core.people import FIVE_WORD_SHEET
-from xlsales.core.pipeline import CUSTOMER_SHEET, OPPORTUNITY_SHEET, ORDER_SHEET, REP_SHEET, Inputs
+from xlsales.core.pipeline import CUSTOMER_SHEET, ORDER_SHEET, REP_SHEET, Inputs
 from xlsales.core.problems import Problems
 from xlsales.core.ranking import HISTORY_SHEET, HistoryEntry
 from xlsales.core.rulebook import Rulebook, build_rulebook
 from xlsales.core.targets import TARGET_SHEET
+from xlsales.core.tiers import OPPORTUNITY_SHEET
 from xlsales.core.validation import RawRow, validate_rows
 
 Tables = Mapping[str, list[RawRow]]

@@ -129,6 +129,36 @@ def parse_yes_no(value: Any) -> Any:
     raise ValueError("应填 是 或 否")
 
 
+MONTH = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?(?:\s*[-/.]\s*\d{1,2}\s*日?|\s*\d{1,2}\s*日)?")
+
+
+def parse_month(value: Any) -> Any:
+    """A month as text YYYY-MM. Excel turns a typed 2026-11 into the date 2026-11-01, so a date is
+    its month; 2026/11, 2026年11月 and 2026-11-05 read as 2026-11. Other text is kept as typed:
+    the row is still valid and the core warns about the month (see core.dashboard.month_of)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, dt.date):
+        return f"{value.year:04d}-{value.month:02d}"
+    if not isinstance(value, str):
+        return str(parse_text(value))  # a number: 2026.1 may have been typed as 2026.10, so no guess
+    text = value.strip()
+    if not text:
+        return None
+    match = MONTH.fullmatch(text)
+    if match is not None and 1 <= int(match.group(2)) <= 12:
+        return f"{match.group(1)}-{int(match.group(2)):02d}"
+    return text
+
+
+_YEAR_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+def is_month(text: str) -> bool:
+    """Whether `text` is a month as parse_month writes it (YYYY-MM)."""
+    return _YEAR_MONTH.fullmatch(text) is not None
+
+
 QUARTER = re.compile(r"(\d{4})\s*-?\s*[Qq]([1-4])")
 
 
@@ -177,6 +207,7 @@ Day = Annotated[dt.date, BeforeValidator(parse_date)]
 OptDay = Annotated[dt.date | None, BeforeValidator(parse_date)]
 YesNo = Annotated[bool, BeforeValidator(parse_yes_no)]
 Quarter = Annotated[str, BeforeValidator(parse_quarter)]
+OptMonth = Annotated[str | None, BeforeValidator(parse_month)]
 Rating = Annotated[int, BeforeValidator(parse_rating)]
 
 
@@ -248,7 +279,7 @@ class Opportunity(Record):
     amount: Money = Field(alias="金额")
     status: OpportunityStatus = Field(alias="状态")
     status_date: OptDay = Field(default=None, alias="状态日期")
-    expected_month: OptText = Field(default=None, alias="预计签约月")
+    expected_month: OptMonth = Field(default=None, alias="预计签约月")
     pause_reason: OptText = Field(default=None, alias="暂缓原因")
 
 

@@ -51,13 +51,12 @@ from xlsales.core.ranking import HISTORY_SHEET, Contender, Group, HistoryEntry, 
 from xlsales.core.relationship import evaluate_log
 from xlsales.core.rulebook import Rulebook, StageName
 from xlsales.core.targets import TargetGap, check_targets, floor_to_date, target_gap
-from xlsales.core.tiers import CustomerRating, ForecastRow, forecast, rate_customers
+from xlsales.core.tiers import OPPORTUNITY_SHEET, CustomerRating, ForecastRow, forecast, rate_customers
 from xlsales.core.watchlist import WatchRow, watchlist
 
 REP_SHEET = "销售人员"
 CUSTOMER_SHEET = "客户"
 ORDER_SHEET = "订单"
-OPPORTUNITY_SHEET = "商机"
 
 
 @dataclass
@@ -159,7 +158,7 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
     five_words = five_word_summary(inputs.five_words, reps, problems)
     watched = watchlist(customers.values(), ratings, facts, inputs.log, opportunities, set(reps), book)
     tier_of = {r.code: r.tier for r in ratings}
-    pipeline = forecast(opportunities, tier_of, book)
+    pipeline = forecast(opportunities, tier_of, book, problems)
 
     # --- commission, by rep and year ---
     by_rep_year: dict[tuple[str, int], list[Order]] = defaultdict(list)

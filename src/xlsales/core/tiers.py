@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from xlsales.core.models import Customer, Opportunity, OpportunityStatus, Tier
+from xlsales.core.models import Customer, Opportunity, OpportunityStatus, Tier, is_month
 from xlsales.core.money import num
+from xlsales.core.problems import Problems
 from xlsales.core.relationship import RelationshipFacts
 from xlsales.core.rulebook import Rulebook
 
@@ -109,12 +110,23 @@ class ForecastRow:
     probability: Decimal | None
     weighted: Decimal | None
     pause_reason: str | None
+    expected_month: str | None = None  # YYYY-MM; None when empty or not a month
 
 
-def forecast(opportunities: Iterable[Opportunity], tiers: dict[str, Tier], book: Rulebook) -> list[ForecastRow]:
+OPPORTUNITY_SHEET = "商机"
+
+
+def forecast(opportunities: Iterable[Opportunity], tiers: dict[str, Tier], book: Rulebook,
+             problems: Problems) -> list[ForecastRow]:
     active: list[ForecastRow] = []
     paused: list[ForecastRow] = []
     for opp in opportunities:
+        month = opp.expected_month
+        if month is not None and not is_month(month):
+            problems.warn(OPPORTUNITY_SHEET, opp.row, "预计签约月", month,
+                          f"预计签约月“{month}”不是年月：请写成 2026-11 这样的年月。这条商机照常预测，"
+                          "只是看板的“按预计签约月”图里算作未填")
+            month = None
         tier = tiers.get(opp.customer)
         probability: Decimal | None
         if opp.status is OpportunityStatus.WON:
@@ -135,6 +147,7 @@ def forecast(opportunities: Iterable[Opportunity], tiers: dict[str, Tier], book:
             probability=probability,
             weighted=None if probability is None else opp.amount * probability,
             pause_reason=opp.pause_reason,
+            expected_month=month,
         )
         (paused if opp.status is OpportunityStatus.PAUSED else active).append(row)
     return active + paused
