@@ -21,6 +21,7 @@ file beside the workbook, fsync, ``os.replace``; on any failure the original fil
 from __future__ import annotations
 
 import datetime as dt
+import html
 import itertools
 import math
 import os
@@ -33,15 +34,17 @@ import unicodedata
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, NamedTuple
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import quoteattr
+
+from xlsales.adapters.xlsx_charts import CT_CHART, CT_DRAWING, ChartSpec, draw_charts
 
 Kind = Literal["text", "money", "percent", "date", "int", "number"]
 KINDS: tuple[str, ...] = ("text", "money", "percent", "date", "int", "number")
@@ -97,6 +100,30 @@ class SheetOut:
         return self.protect or bool(self.editable)
 
 
+class BoardCell(NamedTuple):
+    value: Any
+    kind: Kind = "text"
+    bold: bool = False
+    fill: str | None = None
+
+
+@dataclass
+class BoardOut:
+    """A free-form output sheet such as 看板: cells anywhere ((row, col), zero-based), column widths,
+    and native charts over them (drawn by XlsxWriter, see xlsx_charts). Every write regenerates
+    the sheet's drawing: charts or pictures a user put on it are replaced; buttons (VML), comments
+    and page setup are carried over as on any owned sheet. Cells are locked, charts stay movable."""
+
+    name: str
+    cells: dict[tuple[int, int], BoardCell]
+    widths: dict[int, float] = field(default_factory=dict)
+    charts: list[ChartSpec] = field(default_factory=list)
+    protect: bool = True
+
+
+OutSheet = SheetOut | BoardOut  # what write_sheets writes
+
+
 # --------------------------------------------------------------------------------------------
 # namespaces and relationship types
 
@@ -110,6 +137,11 @@ REL_WORKSHEET = NS_R + "/worksheet"
 REL_STYLES = NS_R + "/styles"
 REL_CALC_CHAIN = NS_R + "/calcChain"
 REL_TABLE = NS_R + "/table"
+REL_DRAWING = NS_R + "/drawing"
+BOARD_MARK = "_xlsales_board"  # a hidden defined name: which sheet is the tool's board
+REL_CHART = NS_R + "/chart"
+# parts that belong to a chart alone (removed with it): its shapes, style and colours
+_CHART_OWNED = ("/chartUserShapes", "/chartStyle", "/chartColorStyle")
 CT_WORKSHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 CT_STYLES = "application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"
 XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -118,16 +150,17 @@ XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 # --------------------------------------------------------------------------------------------
 # public entry point
 
-def write_sheets(path: str | Path, sheets: list[SheetOut]) -> None:
+def write_sheets(path: str | Path, sheets: Sequence[OutSheet]) -> list[str]:
     """Write `sheets` into the workbook at `path` (replace same-named sheets in place, add the
-    others at the end). Raises WorkbookLocked or NotAWorkbook (a ValueError) with a plain Chinese
+    others at the end); returns the names written (a board may be written under another name, see
+    _board_target). Raises WorkbookLocked or NotAWorkbook (a ValueError) with a plain Chinese
     message; in every failure case the file is left exactly as it was."""
     path = Path(path)
     if path.is_symlink():
         path = path.resolve()  # replace the workbook itself, not the link to it
     _check_sheets(sheets)
     if not sheets:
-        return
+        return []
     before = _check_usable(path)
     package = _Package(path)
     try:
@@ -136,6 +169,7 @@ def write_sheets(path: str | Path, sheets: list[SheetOut]) -> None:
         _atomic_write(path, before, lambda out: _write_package(package, plan, out), before_replace=package.close)
     finally:
         package.close()
+    return plan.names
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,7 +178,7 @@ def write_sheets(path: str | Path, sheets: list[SheetOut]) -> None:
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
 
-def _check_sheets(sheets: list[SheetOut]) -> None:
+def _check_sheets(sheets: Sequence[OutSheet]) -> None:
     seen: set[str] = set()
     for sheet in sheets:
         name = sheet.name
@@ -153,6 +187,9 @@ def _check_sheets(sheets: list[SheetOut]) -> None:
         if name.casefold() in seen:
             raise ValueError(f"工作表“{name}”重复")
         seen.add(name.casefold())
+        if isinstance(sheet, BoardOut):
+            _check_board(sheet)
+            continue
         if not sheet.columns or len(sheet.columns) > MAX_COLS:
             raise ValueError(f"工作表“{name}”的列数不合法：{len(sheet.columns)}")
         for column in sheet.columns:
@@ -1010,16 +1047,7 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
         head.append(prev.root)
     else:
         head.append(f'<worksheet xmlns="{NS_MAIN}" xmlns:r="{NS_R}">')
-    # Printing: unless the user set up the page, landscape and as wide as one page (a rep's statement
-    # or a printed ranking should not spill its columns over extra pages).
-    fit_page = not (prev is not None and any(o == _TAIL_ORDER.index("pageSetup") for o, _ in prev.carried))
-    sheet_pr = prev.sheet_pr if prev is not None else ""
-    if fit_page and not sheet_pr:
-        sheet_pr = '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
-    elif fit_page and sheet_pr.endswith("/>"):
-        sheet_pr = sheet_pr[:-2] + '><pageSetUpPr fitToPage="1"/></sheetPr>'
-    else:
-        fit_page = False  # a sheetPr of another shape: leave it and the page setup alone
+    sheet_pr, fit_page = _page_fit(prev)
     head.append(sheet_pr)
     head.append(f'<dimension ref="A1:{last}"/>')
     selected = ' tabSelected="1"' if prev is not None and prev.tab_selected else ""
@@ -1086,16 +1114,86 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
         buf.append('<sheetProtection sheet="1" objects="1" scenarios="1" formatColumns="0" formatRows="0" '
                    'autoFilter="0"/>')
     buf.append(f'<autoFilter ref="A1:{last}"/>')
-    carried = sorted(prev.carried, key=lambda c: c[0]) if prev is not None else []
+    buf.append(_tail(prev, fit_page))
+    yield "".join(buf).encode("utf-8")
+
+
+def _page_fit(prev: _Previous | None) -> tuple[str, bool]:
+    """The sheetPr to write, and whether to set the page up. Printing: unless the user set up the
+    page, landscape and as wide as one page (a rep's statement or a printed ranking should not
+    spill its columns over extra pages)."""
+    fit_page = not (prev is not None and any(o == _TAIL_ORDER.index("pageSetup") for o, _ in prev.carried))
+    sheet_pr = prev.sheet_pr if prev is not None and prev.sheet_pr else ""
+    if fit_page and not sheet_pr:
+        return '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>', True
+    if fit_page and sheet_pr.endswith("/>"):
+        return sheet_pr[:-2] + '><pageSetUpPr fitToPage="1"/></sheetPr>', True
+    return sheet_pr, False  # a sheetPr of another shape: leave it and the page setup alone
+
+
+def _tail(prev: _Previous | None, fit_page: bool, extra: Iterable[tuple[int, str]] = ()) -> str:
+    """What follows the sheet data: the carried elements, page margins and setup, `extra`, in the
+    schema's order, and the end of the sheet."""
+    carried = list(prev.carried) if prev is not None else []
     if not any(order == _TAIL_ORDER.index("pageMargins") for order, _ in carried):
-        carried.insert(0, (_TAIL_ORDER.index("pageMargins"),
-                           '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'))
+        carried.append((_TAIL_ORDER.index("pageMargins"),
+                        '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'))
     if fit_page:
         carried.append((_TAIL_ORDER.index("pageSetup"), '<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="0"/>'))
+    carried.extend(extra)
     carried.sort(key=lambda c: c[0])
-    buf.extend(raw for _, raw in carried)
-    buf.append("</worksheet>")  # a reused root is always the unprefixed <worksheet>
-    yield "".join(buf).encode("utf-8")
+    # a reused root is always the unprefixed <worksheet>
+    return "".join(raw for _, raw in carried) + "</worksheet>"
+
+
+def _board_chunks(board: BoardOut, styles: _Styles, cells: _CellWriter, prev: _Previous | None,
+                  drawing_rid: str | None) -> Iterator[bytes]:
+    rows: dict[int, list[tuple[int, BoardCell]]] = {}
+    for (r, c), cell in board.cells.items():
+        rows.setdefault(r, []).append((c, cell))
+    last_row = max(rows, default=0)
+    last_col = max((c for c, _ in itertools.chain.from_iterable(rows.values())), default=0)
+    last_col = max(last_col, *board.widths) if board.widths else last_col
+    out = [XML_DECL]
+    reuse = prev is not None and prev.root is not None
+    out.append(prev.root if reuse and prev is not None and prev.root else f'<worksheet xmlns="{NS_MAIN}" xmlns:r="{NS_R}">')
+    sheet_pr, fit_page = _page_fit(prev)
+    out.append(sheet_pr)
+    out.append(f'<dimension ref="A1:{column_letter(last_col)}{last_row + 1}"/>')
+    selected = ' tabSelected="1"' if prev is not None and prev.tab_selected else ""
+    out.append(f'<sheetViews><sheetView showGridLines="0"{selected} workbookViewId="0">'
+               '<selection activeCell="A1" sqref="A1"/></sheetView></sheetViews>')
+    if board.widths:
+        out.append("<cols>" + "".join(f'<col min="{j + 1}" max="{j + 1}" width="{w:g}" customWidth="1"/>'
+                                      for j, w in sorted(board.widths.items())) + "</cols>")
+    out.append("<sheetData>")
+    for r in sorted(rows):
+        out.append(f'<row r="{r + 1}">')
+        for c, cell in sorted(rows[r], key=lambda item: item[0]):
+            style = f' s="{styles.xf(KIND_FORMATS[cell.kind], bold=cell.bold, fill=cell.fill)}"'
+            ref = f"{column_letter(c)}{r + 1}"
+            out.append(f"<c r=\"{ref}\"{style}/>" if cell.value is None else cells.cell(ref, style, cell.value))
+        out.append("</row>")
+    out.append("</sheetData>")
+    if board.protect:
+        out.append('<sheetProtection sheet="1" scenarios="1" formatColumns="0" formatRows="0"/>')
+    extra = []
+    if drawing_rid is not None:
+        prefix = prev.rel_prefix if reuse and prev is not None else "r"
+        attr = f'{prefix}:id="{drawing_rid}"' if prefix else f'xmlns:r="{NS_R}" r:id="{drawing_rid}"'
+        extra.append((_TAIL_ORDER.index("drawing"), f"<drawing {attr}/>"))
+    out.append(_tail(prev, fit_page, extra))
+    yield "".join(out).encode("utf-8")
+
+
+def _check_board(board: BoardOut) -> None:
+    for (r, c), cell in board.cells.items():
+        if not (0 <= r < MAX_ROWS and 0 <= c < MAX_COLS):
+            raise ValueError(f"工作表“{board.name}”的单元格位置不合法：第 {r + 1} 行第 {c + 1} 列")
+        if cell.kind not in KINDS:
+            raise ValueError(f"工作表“{board.name}”的单元格类型未知：{cell.kind}")
+        if cell.fill is not None and cell.fill not in FILLS:
+            raise ValueError(f"工作表“{board.name}”的颜色未知：{cell.fill}（可用：{'、'.join(FILLS)}）")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1109,6 +1207,7 @@ class _Plan:
     replaced: dict[str, Any] = field(default_factory=dict)  # part -> bytes or a chunk iterator factory
     added: list[tuple[str, Any]] = field(default_factory=list)
     removed: set[str] = field(default_factory=set)
+    names: list[str] = field(default_factory=list)  # the sheets written, by the names they have
 
 
 def _unused(existing: Iterable[str], stem: str, start: int = 1) -> Iterator[int]:
@@ -1121,7 +1220,7 @@ def _unused(existing: Iterable[str], stem: str, start: int = 1) -> Iterator[int]
         n += 1
 
 
-def _plan(package: _Package, sheets: list[SheetOut]) -> _Plan:
+def _plan(package: _Package, sheets: Sequence[OutSheet]) -> _Plan:
     wb_part = package.workbook_part
     wb_xml = package.read(wb_part).decode("utf-8")
     wb_rels_part = _rels_of(wb_part)
@@ -1159,19 +1258,26 @@ def _plan(package: _Package, sheets: list[SheetOut]) -> _Plan:
     replaced_ids: set[int] = set()
     taken_parts = {e.name.lower() for e in package.entries}
 
+    marked = _marked_board(wb_xml, wp)
+    board_at: str | None = None
     for sheet in sheets:
+        if isinstance(sheet, BoardOut):
+            sheet = _board_target(sheet, existing, marked)
+            board_at = sheet.name
+        plan.names.append(sheet.name)
         ref = existing.get(sheet.name.casefold())
-        last = f"${column_letter(len(sheet.columns) - 1)}${len(sheet.rows) + 1}"
+        prev: _Previous | None = None
         if ref is not None:
             if ref.part is None or not ref.rel_type.endswith("/worksheet") or not package.has(ref.part):
                 raise NotAWorkbook(f"工作簿里已有名为“{ref.name}”的图表页或对话框页：请把它改名或删除后再运行")
             part = ref.part
             with package.zip.open(package.by_lower[part.lower()]) as stream:
                 prev = _previous(stream)  # type: ignore[arg-type]
+            if isinstance(sheet, BoardOut):
+                _forget_drawing(prev)  # the board's drawing is drawn anew; its rel and parts go
             _plan_sheet_rels(package, part, prev, plan)
-            plan.replaced[part] = _chunk_factory(sheet, styles, cells, prev)
             replaced_ids.add(ref.sheet_id)
-            filter_names[ref.index] = f"{_quote_sheet(ref.name)}!$A$1:{last}"
+            index = ref.index
         else:
             n = 1
             while f"xl/worksheets/sheet{n}.xml" in taken_parts:
@@ -1184,10 +1290,21 @@ def _plan(package: _Package, sheets: list[SheetOut]) -> _Plan:
             new_sheet_xml.append(f'<{wp}sheet name={quoteattr(clean_text(sheet.name))} sheetId="{sheet_ids}" {rattr}="{rid}"/>')
             new_rels.append(_relationship_xml(rid, REL_WORKSHEET, target).replace("<Relationship", f"<{rels_prefix}Relationship"))
             new_overrides.append(f'<{ct_prefix}Override PartName="/{part}" ContentType="{CT_WORKSHEET}"/>')
-            plan.added.append((part, _chunk_factory(sheet, styles, cells, None)))
-            filter_names[sheet_count] = f"{_quote_sheet(sheet.name)}!$A$1:{last}"
+            index = sheet_count
             sheet_ids += 1
             sheet_count += 1
+        content: Any
+        if isinstance(sheet, BoardOut):
+            drawing_rid = _plan_drawing(package, plan, part, sheet, taken_parts, new_overrides, ct_prefix)
+            content = _board_factory(sheet, styles, cells, prev, drawing_rid)
+        else:
+            content = _chunk_factory(sheet, styles, cells, prev)
+            last = f"${column_letter(len(sheet.columns) - 1)}${len(sheet.rows) + 1}"
+            filter_names[index] = f"{_quote_sheet(sheet.name)}!$A$1:{last}"
+        if ref is not None:
+            plan.replaced[part] = content
+        else:
+            plan.added.append((part, content))
 
     # calcChain: drop it when it points into a replaced sheet (Excel rebuilds it)
     removed_rids: set[str] = set()
@@ -1202,7 +1319,10 @@ def _plan(package: _Package, sheets: list[SheetOut]) -> _Plan:
     wb_new = wb_xml
     if new_sheet_xml:
         wb_new = _insert_before_close(wb_new, wp, "sheets", "".join(new_sheet_xml))
-    wb_new = _upsert_filter_names(wb_new, wp, filter_names)
+    names: dict[tuple[str, int | None], str] = {("_xlnm._FilterDatabase", i): text for i, text in filter_names.items()}
+    if board_at is not None:
+        names[(BOARD_MARK, None)] = f"{_quote_sheet(board_at)}!$A$1"
+    wb_new = _upsert_names(wb_new, wp, names)
     wb_new = _full_calc_on_load(wb_new, wp)
     if wb_new != wb_xml:
         plan.replaced[wb_part] = wb_new.encode("utf-8")
@@ -1249,6 +1369,73 @@ def _chunk_factory(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _
     return lambda: _sheet_chunks(sheet, styles, cells, prev)
 
 
+def _board_factory(board: BoardOut, styles: _Styles, cells: _CellWriter, prev: _Previous | None,
+                   drawing_rid: str | None) -> Any:
+    return lambda: _board_chunks(board, styles, cells, prev, drawing_rid)
+
+
+def _forget_drawing(prev: _Previous) -> None:
+    """Leave the old <drawing> of a board behind (and with it, its relationship)."""
+    order = _TAIL_ORDER.index("drawing")
+    prev.carried = [(o, raw) for o, raw in prev.carried if o != order]
+    prev.referenced = set()
+    if prev.rel_prefix:
+        for _, raw in prev.carried:
+            prev.referenced.update(re.findall(rf"\s{prev.rel_prefix}:[\w.-]+\s*=\s*[\"']([^\"']*)[\"']", raw))
+
+
+def _plan_drawing(package: _Package, plan: _Plan, sheet_part: str, board: BoardOut, taken: set[str],
+                  overrides: list[str], ct_prefix: str) -> str | None:
+    """Add the board's charts (a drawing part, its rels, one part per chart) and relate the sheet
+    to the drawing; returns the sheet's relationship ID for <drawing>, None without charts."""
+    if not board.charts:
+        return None
+    drawn = draw_charts(board.name, {pos: cell.value for pos, cell in board.cells.items()}, board.charts, board.widths)
+    taken.update(name for name, _ in plan.added)
+    gone = {name.lower() for name in plan.removed}  # a redrawn board's parts keep their names
+
+    def free(stem: str) -> str:
+        n = 1
+        while (f"{stem}{n}.xml" in taken or package.has(f"{stem}{n}.xml")) and f"{stem}{n}.xml".lower() not in gone:
+            n += 1
+        gone.discard(f"{stem}{n}.xml".lower())
+        taken.add(f"{stem}{n}.xml")
+        return f"{stem}{n}.xml"
+
+    drawing_part = free("xl/drawings/drawing")
+    names: dict[str, str] = {}
+    for old_name, chart_xml in drawn.charts:
+        chart_part = free("xl/charts/chart")
+        names[old_name] = posixpath.basename(chart_part)
+        plan.added.append((chart_part, chart_xml))
+        overrides.append(f'<{ct_prefix}Override PartName="/{chart_part}" ContentType="{CT_CHART}"/>')
+    plan.added.append((drawing_part, drawn.drawing))
+    plan.added.append((_rels_of(drawing_part), drawn.retarget(names)))
+    overrides.append(f'<{ct_prefix}Override PartName="/{drawing_part}" ContentType="{CT_DRAWING}"/>')
+
+    # the sheet's rels: as planned so far (kept, trimmed or dropped), plus the drawing
+    rels_part = _rels_of(sheet_part)
+    existing = package.by_lower.get(rels_part.lower())
+    if existing is not None and existing in plan.replaced:
+        xml = plan.replaced[existing].decode("utf-8")
+    elif existing is not None and existing not in plan.removed:
+        xml = package.read(existing).decode("utf-8")
+    else:
+        xml = f'{XML_DECL}<Relationships xmlns="{NS_PKG_REL}"></Relationships>'
+    prefix = _prefix_of(xml, "Relationships")
+    ids = [r.rid for r in _parse_rels(xml.encode("utf-8"))]
+    rid = f"rId{next(_unused(ids, 'rId'))}"
+    target = posixpath.relpath(drawing_part, posixpath.dirname(sheet_part))
+    xml = _insert_before_close(xml, prefix, "Relationships",
+                               _relationship_xml(rid, REL_DRAWING, target).replace("<Relationship", f"<{prefix}Relationship"))
+    if existing is not None:
+        plan.removed.discard(existing)
+        plan.replaced[existing] = xml.encode("utf-8")
+    else:
+        plan.added.append((rels_part, xml.encode("utf-8")))
+    return rid
+
+
 def _calc_chain_sheets(data: bytes) -> set[int]:
     ids: set[int] = set()
     text = data.decode("utf-8", "replace")
@@ -1273,10 +1460,12 @@ def _plan_sheet_rels(package: _Package, part: str, prev: _Previous, plan: _Plan)
     if not drop:
         return
     for rel in rels:
-        if rel.rid in drop and rel.type == REL_TABLE and not rel.external:
-            table = _resolve(part, rel.target)
-            if package.has(table):
-                plan.removed.add(package.by_lower[table.lower()])
+        if rel.rid in drop and rel.type in (REL_TABLE, REL_DRAWING) and not rel.external:
+            owned = _resolve(part, rel.target)
+            if package.has(owned):
+                plan.removed.add(package.by_lower[owned.lower()])
+                if rel.type == REL_DRAWING:
+                    _remove_drawing_parts(package, plan, package.by_lower[owned.lower()])
     if keep:
         xml = package.read(rels_part).decode("utf-8")
         plan.replaced[rels_part] = _remove_relationships(xml, drop).encode("utf-8")
@@ -1284,29 +1473,98 @@ def _plan_sheet_rels(package: _Package, part: str, prev: _Previous, plan: _Plan)
         plan.removed.add(rels_part)
 
 
-def _upsert_filter_names(xml: str, p: str, ranges: dict[int, str]) -> str:
-    """The hidden _xlnm._FilterDatabase name Excel keeps for each sheet with an autofilter."""
-    if not ranges:
+def _remove_drawing_parts(package: _Package, plan: _Plan, drawing: str) -> None:
+    """A dropped drawing's rels and charts (with the parts only a chart uses). Pictures are left:
+    another drawing may show the same image part."""
+    for part in (drawing, *(_resolve(drawing, r.target) for r in package.rels(drawing)
+                            if r.type == REL_CHART and not r.external)):
+        if not package.has(part):
+            continue
+        part = package.by_lower[part.lower()]
+        plan.removed.add(part)
+        if part != drawing:
+            for rel in package.rels(part):
+                owned = _resolve(part, rel.target)
+                if rel.type.endswith(_CHART_OWNED) and not rel.external and package.has(owned):
+                    plan.removed.add(package.by_lower[owned.lower()])
+        rels_part = _rels_of(part)
+        if package.has(rels_part):
+            plan.removed.add(package.by_lower[rels_part.lower()])
+
+
+def _upsert_names(xml: str, p: str, wanted: dict[tuple[str, int | None], str]) -> str:
+    """Set hidden defined names, keyed by (name, localSheetId or None for the workbook scope)."""
+    if not wanted:
         return xml
-    remaining = dict(ranges)
+    remaining = dict(wanted)
 
     def update(m: re.Match[str]) -> str:
         start = m.group(1)
-        if not re.search(r"\sname\s*=\s*[\"']_xlnm\._FilterDatabase[\"']", start):
-            return m.group(0)
+        name = re.search(r"\sname\s*=\s*[\"']([^\"']*)[\"']", start)
         sid = re.search(r"\slocalSheetId\s*=\s*[\"'](\d+)[\"']", start)
-        if sid is None or int(sid.group(1)) not in remaining:
+        key = (_unescape_attr(name.group(1)) if name else "", int(sid.group(1)) if sid else None)
+        if key not in remaining:
             return m.group(0)
-        return f"{start}{_escape(remaining.pop(int(sid.group(1))))}</{p}definedName>"
+        return f"{start}{_escape(remaining.pop(key))}</{p}definedName>"
 
     xml = re.sub(rf"(<{p}definedName\b{_ELEMENT}?(?<!/)>)(.*?)</{p}definedName>", update, xml, flags=re.S)
     if not remaining:
         return xml
-    names = "".join(f'<{p}definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
-                    f"{_escape(text)}</{p}definedName>" for i, text in sorted(remaining.items()))
+    names = "".join(f'<{p}definedName name={quoteattr(name)}{_local_sheet(sid)} hidden="1">{_escape(text)}</{p}definedName>'
+                    for (name, sid), text in sorted(remaining.items(), key=lambda kv: (kv[0][0], kv[0][1] or -1)))
     if re.search(rf"<{p}definedNames\b", xml):
         return _insert_before_close(xml, p, "definedNames", names)
     return _insert_after(xml, p, ("sheets", "functionGroups", "externalReferences"), f"<{p}definedNames>{names}</{p}definedNames>")
+
+
+def _local_sheet(sid: int | None) -> str:
+    return "" if sid is None else f' localSheetId="{sid}"'
+
+
+def _marked_board(wb_xml: str, p: str) -> str | None:
+    """The sheet the board marker names (a board the tool wrote, even if renamed since), if any."""
+    m = re.search(rf"<{p}definedName\b[^>]*?\sname\s*=\s*[\"']{BOARD_MARK}[\"'][^>]*>(.*?)</{p}definedName>", wb_xml, re.S)
+    if m is None:
+        return None
+    return sheet_of_reference(html.unescape(m.group(1)))
+
+
+def sheet_of_reference(ref: str) -> str | None:
+    """The sheet of a reference such as '看板'!$A$1, 看板!$A$1 or ='It''s'!$A$1."""
+    ref = ref.strip().removeprefix("=")
+    quoted = re.match(r"'((?:[^']|'')+)'!", ref)
+    if quoted:
+        return quoted.group(1).replace("''", "'")
+    plain = re.match(r"([^!'\[\]]+)!", ref)
+    return plain.group(1) if plain else None
+
+
+def board_name(wanted: str, existing: Iterable[str]) -> str:
+    """The name for a new board when a sheet of the user's is already called `wanted`."""
+    taken = {name.casefold() for name in existing}
+    name, n = wanted, 1
+    while name.casefold() in taken:
+        name = f"{wanted}（xlsales{'' if n == 1 else n}）"
+        n += 1
+    return name
+
+
+def _board_target(board: BoardOut, existing: dict[str, _SheetRef], marked: str | None) -> BoardOut:
+    """Where a board goes: the sheet the marker names; else its own name, unless a sheet of the
+    user's already has it (that sheet is left alone and the board gets a name of its own)."""
+    if marked is not None and marked.casefold() in existing:
+        name = existing[marked.casefold()].name
+    else:
+        name = board_name(board.name, (ref.name for ref in existing.values()))
+    if name == board.name:
+        return board
+
+    def ref(value: Any) -> Any:
+        return [name, *value[1:]] if isinstance(value, list) and value and value[0] == board.name else value
+
+    charts = [replace(spec, series=[{k: ref(v) for k, v in series.items()} for series in spec.series])
+              for spec in board.charts]
+    return replace(board, name=name, charts=charts)
 
 
 def _insert_after(xml: str, p: str, locals_: tuple[str, ...], snippet: str) -> str:
