@@ -40,7 +40,7 @@ if str(ROOT / "src") not in sys.path:
 
 from xlsales.adapters.sheets import parameter_rows  # noqa: E402
 from xlsales.adapters.vba_project import VbaModule, build_vba_project  # noqa: E402
-from xlsales.adapters.xlsx_writer import display_width  # noqa: E402
+from xlsales.adapters.xlsx_writer import BOARD_MARK, display_width  # noqa: E402
 from xlsales.core.rulebook import CATALOG_SHEET, PARAM_SHEET, default_tables  # noqa: E402
 
 WORKBOOK_DIR = ROOT / "workbook"
@@ -379,6 +379,23 @@ def output_sheet(book: Any, formats: Formats, spec: Spec, sheet: Spec, rows: Row
     return ws
 
 
+def board_sheet(book: Any, formats: Formats, spec: Spec, sheet: Spec) -> Any:
+    """看板 until the first compute draws it: a title and what will be here. The hidden-to-VBA
+    defined name BOARD_MARK tells the tool this sheet is its board (a sheet of the user's with
+    the same name would be left alone)."""
+    ws = book.add_worksheet(sheet["name"])
+    ws.set_vba_name(sheet["code_name"])
+    ws.write_string(0, 0, sheet["name"], formats.get(kind="text", bold=True))
+    ws.write_string(1, 0, "运行“计算排名”（或 xlsales compute）后，这里显示本月的图表。", formats.get(kind="text"))
+    ws.hide_gridlines(2)
+    ws.protect("", {"objects": True, "select_locked_cells": True, "select_unlocked_cells": True})
+    ws.set_tab_color(tab_color(spec, sheet))
+    page_setup(ws, repeat_header=False)
+    quoted = "'" + sheet["name"].replace("'", "''") + "'"
+    book.define_name(BOARD_MARK, f"={quoted}!$A$1")
+    return ws
+
+
 def config_sheet(book: Any, formats: Formats, spec: Spec, sheet: Spec) -> Any:
     """xlwings.conf: key / value pairs from A1 down (what xlwings reads), notes in column C."""
     ws = book.add_worksheet(sheet["name"])
@@ -512,6 +529,8 @@ def build_workbook(path: Path, spec: Spec | None = None, tables: Mapping[str, Ro
             output_sheet(book, formats, spec, sheet, rows)
         elif role == "config":
             config_sheet(book, formats, spec, sheet)
+        elif role == "board":
+            board_sheet(book, formats, spec, sheet)
         else:
             raise ValueError(f"sheets.toml: sheet {sheet['name']}: unknown role {role!r}")
     define_refs(book, spec, {s["name"] for s in spec["sheet"] if s["role"] == "input"})

@@ -29,13 +29,16 @@ import pytest
 import xlsxwriter
 
 from xlsales.adapters.sheets import EXTRA_OUTPUT_COLUMNS, OUTPUT_SHEETS, result_sheets
-from xlsales.adapters.xlsx_writer import SheetOut, clean_text, write_sheets
+from xlsales.adapters.xlsx_writer import BoardOut, SheetOut, clean_text, write_sheets
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.pipeline import compute
 from xlsales.core.problems import Problems
 from xlsales.demo import DEMO_DATE, demo_tables
 
-WRITTEN = (*OUTPUT_SHEETS, *EXTRA_OUTPUT_COLUMNS)  # the contract sheets, then the extra ones
+# the contract sheets, then the extra ones, then the board: the workbook already has a 看板 of the
+# user's own (a formula, a chart and a picture), so the tool's board goes beside it
+BOARD = "看板（xlsales）"
+WRITTEN = (*OUTPUT_SHEETS, *EXTRA_OUTPUT_COLUMNS, BOARD)
 FIXTURES = Path(__file__).parent / "fixtures"
 VBA = FIXTURES / "vbaProject.bin"
 MACRO = "vnd.sun.star.script:VBAProject.Module1.SampleCall?language=Basic&location=document"
@@ -109,13 +112,29 @@ def sheet_parts(path: Path) -> dict[str, str]:
     return {name: "xl/" + targets[rid] for name, rid in re.findall(r'<sheet name="([^"]+)" sheetId="\d+" r:id="([^"]+)"', wb)}
 
 
+def rels_of(part: str) -> str:
+    folder, base = part.rsplit("/", 1)
+    return f"{folder}/_rels/{base}.rels"
+
+
 def owned_parts(path: Path) -> set[str]:
+    """The parts the tool writes: shared parts, its sheets with their rels, and the board's drawing
+    with its charts."""
     parts = sheet_parts(path)
     owned = set(SHARED_PARTS)
-    for name in WRITTEN:
-        part = parts[name]
-        folder, base = part.rsplit("/", 1)
-        owned |= {part, f"{folder}/_rels/{base}.rels"}
+    with zipfile.ZipFile(path) as z:
+        names = set(z.namelist())
+        for name in WRITTEN:
+            part = parts[name]
+            owned |= {part, rels_of(part)}
+            if name == BOARD:
+                rels = z.read(rels_of(part)).decode()
+                (drawing,) = re.findall(r'Target="\.\./drawings/([^"]+)"', rels)
+                owned |= {f"xl/drawings/{drawing}", rels_of(f"xl/drawings/{drawing}")}
+                charts = re.findall(r'Target="\.\./charts/([^"]+)"', z.read(rels_of(f"xl/drawings/{drawing}")).decode())
+                assert len(charts) == 5
+                owned |= {f"xl/charts/{c}" for c in charts}
+        assert owned - SHARED_PARTS - {rels_of(parts[n]) for n in WRITTEN} <= names
     return owned
 
 
@@ -140,9 +159,14 @@ def expected(value: Any) -> Any:
     return value
 
 
-def assert_reads_back(path: Path, sheets: list[SheetOut]) -> None:
+def assert_reads_back(path: Path, sheets: list[SheetOut | BoardOut]) -> None:
     wb = openpyxl.load_workbook(path)
     for sheet in sheets:
+        if isinstance(sheet, BoardOut):
+            ws = wb[BOARD]
+            assert {(c.row - 1, c.column - 1): c.value for row in ws.iter_rows() for c in row if c.value is not None} == {
+                pos: expected(cell.value) for pos, cell in sheet.cells.items() if cell.value is not None}
+            continue
         ws = wb[sheet.name]
         assert ws.max_row == len(sheet.rows) + 1, sheet.name
         rows = list(ws.iter_rows(values_only=True, max_col=len(sheet.columns)))

@@ -105,7 +105,7 @@ def test_the_sheet_is_written_by_compute(tmp_path):
     assert row["最近联系"] == dt.datetime(2026, 6, 1) and row["未覆盖层级"] == "管理层、技术/采购层、秘书/助理"
     book = openpyxl.load_workbook(path)
     assert book[WATCH_SHEET].protection.sheet
-    assert book.sheetnames[-1] == WATCH_SHEET
+    assert book.sheetnames[-2:] == [WATCH_SHEET, "看板"]  # after the other result sheets, before the board
 
 
 def test_a_workbook_without_the_重点_column_still_computes(tmp_path):

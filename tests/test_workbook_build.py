@@ -31,7 +31,7 @@ import pytest
 from oletools.olevba import VBA_Parser
 
 from xlsales.adapters.sheets import EXTRA_OUTPUT_COLUMNS, INPUT_HEADERS, INPUT_KINDS, OUTPUT_COLUMNS
-from xlsales.adapters.xlsx_writer import display_width
+from xlsales.adapters.xlsx_writer import BOARD_MARK, display_width
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.models import APPROVED, OpportunityStatus, RepStatus, Tier
 from xlsales.core.pipeline import compute
@@ -190,6 +190,8 @@ def test_every_sheet_and_header_of_the_contract(built):
         ws = wb[name]
         assert [c.value for c in ws[1]] == [h for h, _ in columns], name
         assert ws.protection.sheet, name
+    assert names[1] == "看板" and wb["看板"].protection.sheet  # the manager's page, right after 说明
+    assert wb.defined_names[BOARD_MARK].attr_text == "'看板'!$A$1"  # so that compute draws it here
     conf = wb["xlwings.conf"]
     keys = [conf.cell(r, 1).value for r in range(1, 6)]
     assert keys == ["Interpreter_Win", "Interpreter_Mac", "PYTHONPATH", "UDF Modules", None]  # from A1 down, no gap

@@ -16,6 +16,7 @@ import pytest
 import xlsxwriter
 
 from xlsales.adapters import xlsx_writer
+from xlsales.adapters.board import BOARD_SHEET
 from xlsales.adapters.sheets import (
     CONTRACT_HEADERS,
     EXTRA_OUTPUT_COLUMNS,
@@ -436,14 +437,15 @@ def test_output_sheets_follow_the_contract():
     _, results, problems = _demo_run()
     sheets = result_sheets(results, problems.items)
     assert [s.name for s in sheets][:len(OUTPUT_SHEETS)] == list(OUTPUT_SHEETS) == list(SPEC_OUTPUT_HEADERS)
-    assert [s.name for s in sheets][len(OUTPUT_SHEETS):] == list(EXTRA_OUTPUT_COLUMNS)  # extra sheets after the contract
+    # extra sheets after the contract, the board last
+    assert [s.name for s in sheets][len(OUTPUT_SHEETS):] == [*EXTRA_OUTPUT_COLUMNS, BOARD_SHEET]
     for sheet in sheets[:len(OUTPUT_SHEETS)]:
         headers = [c.header for c in sheet.columns]
         spec = SPEC_OUTPUT_HEADERS[sheet.name].split(", ")
         assert headers[:len(spec)] == spec == list(CONTRACT_HEADERS[sheet.name])
         assert all(len(row) == len(headers) for row in sheet.rows)
     by_name = {s.name: s for s in sheets}
-    assert [c.header for c in by_name["商机预测"].columns][-1] == "暂缓原因"
+    assert [c.header for c in by_name["商机预测"].columns][-2:] == ["暂缓原因", "预计签约月"]
     ratings = by_name["关系评分"]
     held = [r[4] for r in ratings.rows if r[4]]
     assert any("、" in h for h in held) and not any("," in h for h in held)
@@ -515,7 +517,7 @@ def test_init_workbook_is_a_valid_empty_contract_workbook(tmp_path):
     path = tmp_path / "new.xlsx"
     init_workbook(path)
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == list(INPUT_HEADERS) + list(OUTPUT_SHEETS) + list(EXTRA_OUTPUT_COLUMNS)
+    assert wb.sheetnames == [*INPUT_HEADERS, *OUTPUT_SHEETS, *EXTRA_OUTPUT_COLUMNS, BOARD_SHEET]
     for name, headers in INPUT_HEADERS.items():
         assert [c.value for c in wb[name][1]][:len(headers)] == list(headers)
     for name in OUTPUT_SHEETS:

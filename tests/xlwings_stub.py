@@ -84,6 +84,24 @@ class StubRange:
         return StubRange(self.sheet, [(r2, c2, r2, c2)])
 
     @property
+    def address(self) -> str:
+        def ref(r: int, c: int) -> str:
+            letters = ""
+            while c:
+                c, rem = divmod(c - 1, 26)
+                letters = chr(65 + rem) + letters
+            return f"{letters}{r}"
+        return ",".join(f"{ref(r1, c1)}:{ref(r2, c2)}" for r1, c1, r2, c2 in self.areas)
+
+    @property
+    def left(self) -> float:
+        return (self.column - 1) * 48.0  # points: Excel's default column width
+
+    @property
+    def top(self) -> float:
+        return (self.row - 1) * 15.0  # points: Excel's default row height
+
+    @property
     def shape(self) -> tuple[int, int]:
         r1, c1, r2, c2 = self.areas[0]
         return r2 - r1 + 1, c2 - c1 + 1
@@ -211,6 +229,55 @@ class StubTable:
         self.area = rng.areas[0]
 
 
+class StubChart:
+    def __init__(self, sheet: StubSheet, left: float, top: float, width: float, height: float) -> None:
+        self.sheet = sheet
+        self.place = (left, top, width, height)
+        self.chart_type: str | None = None
+        self.source: str | None = None
+
+    def set_source_data(self, rng: StubRange) -> None:
+        self.source = rng.address
+
+    def delete(self) -> None:
+        self.sheet.charts.remove(self)
+
+    @property
+    def api(self) -> Any:
+        raise AttributeError("no COM object model here")
+
+
+class StubCharts(list):  # type: ignore[type-arg]
+    def __init__(self, sheet: StubSheet) -> None:
+        super().__init__()
+        self.sheet = sheet
+
+    def add(self, left: float = 0, top: float = 0, width: float = 355, height: float = 211) -> StubChart:
+        chart = StubChart(self.sheet, left, top, width, height)
+        self.append(chart)
+        return chart
+
+
+class StubName:
+    def __init__(self, names: StubNames, name: str, refers_to: str) -> None:
+        self.names, self.name, self.refers_to = names, name, refers_to
+
+    def delete(self) -> None:
+        del self.names.by_name[self.name]
+
+
+class StubNames:
+    def __init__(self) -> None:
+        self.by_name: dict[str, StubName] = {}
+
+    def __getitem__(self, name: str) -> StubName:
+        return self.by_name[name]
+
+    def add(self, name: str, refers_to: str) -> StubName:
+        self.by_name[name] = StubName(self, name, refers_to)
+        return self.by_name[name]
+
+
 class StubSheet:
     def __init__(self, book: StubBook, name: str, grid: list[list[Any]] | None = None) -> None:
         self.book = book
@@ -228,6 +295,7 @@ class StubSheet:
         self.locked_areas: list[Any] = []
         self.clears = 0
         self.tables: list[StubTable] = []
+        self.charts = StubCharts(self)
         self.api = _SheetApi(self)
         for i, row in enumerate(grid or [], start=1):
             for j, v in enumerate(row, start=1):
@@ -331,6 +399,7 @@ class StubBook:
         self.fullname = fullname or f"/nowhere/{name}"
         self.app = StubApp()
         self.sheets = StubSheets(self)
+        self.names = StubNames()
         self.macros: list[tuple[str, tuple[Any, ...]]] = []
         self.fail_macro = False
         for sheet_name, grid in (sheets or {}).items():

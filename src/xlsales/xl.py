@@ -22,7 +22,7 @@ from typing import Any
 
 from xlsales.adapters.filerun import HAS_ERRORS, OK, UNUSABLE, RunReport, sheets_to_write
 from xlsales.adapters.port import WorkbookPort, read_port, sheet_title
-from xlsales.adapters.xlsx_writer import SheetOut
+from xlsales.adapters.xlsx_writer import BoardOut, OutSheet
 from xlsales.core.problems import Problem
 
 COMMANDS = ("validate", "compute", "payouts")
@@ -59,11 +59,14 @@ def run_on_port(port: WorkbookPort, command: str = "compute", today: dt.date | N
         port.status(None)
 
 
-def _write_all(port: WorkbookPort, sheets: Sequence[SheetOut], report: RunReport) -> bool:
+def _write_all(port: WorkbookPort, sheets: Sequence[OutSheet], report: RunReport) -> bool:
     for i, sheet in enumerate(sheets, 1):
         port.status(f"写入“{sheet.name}”（{i}/{len(sheets)}）…")
         try:
-            port.write_sheet(sheet)
+            if isinstance(sheet, BoardOut):
+                port.write_board(sheet)
+            else:
+                port.write_sheet(sheet)
         except Exception as exc:
             report.exit_code = UNUSABLE
             report.message = f"写入工作表“{sheet.name}”失败：{exc}"

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from xlsales.adapters.sheets import PROBLEM_SHEET, SUMMARY_SHEET, cell_lookup, problems_sheet, result_sheets
 from xlsales.adapters.xlsx_reader import WorkbookData, WorkbookUnusable, read_workbook
-from xlsales.adapters.xlsx_writer import NotAWorkbook, SheetOut, WorkbookLocked, check_writable, write_sheets
+from xlsales.adapters.xlsx_writer import NotAWorkbook, OutSheet, WorkbookLocked, check_writable, write_sheets
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.money import pct
 from xlsales.core.payouts import PAYOUT_SHEET
@@ -88,7 +88,7 @@ def emit(report: Report, as_json: bool) -> int:
 
 
 def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, status: Callable[[str], None],
-                    report: RunReport) -> tuple[list[SheetOut], Results | None, Problems]:
+                    report: RunReport) -> tuple[list[OutSheet], Results | None, Problems]:
     """Validate and compute what was read, and decide which sheets to write (shared by the file run
     and the buttons in live Excel). command: "validate", "compute" or "payouts" (the payout sheets)."""
     problems = Problems()

@@ -34,7 +34,7 @@ from xlsales.adapters.xlsx_reader import (
     column_letter,
     validate_log,
 )
-from xlsales.adapters.xlsx_writer import SheetOut
+from xlsales.adapters.xlsx_writer import BoardOut, SheetOut
 from xlsales.core.activity import LOG_SHEET, ActivityLog
 from xlsales.core.problems import Level, Problem
 
@@ -56,6 +56,10 @@ class WorkbookPort(Protocol):
 
     def write_sheet(self, sheet: SheetOut) -> None:
         """Replace the sheet's contents (add the sheet at the end when it is missing)."""
+        ...
+
+    def write_board(self, board: BoardOut) -> None:
+        """Replace a free-form sheet (看板): its cells and its charts (add the sheet when missing)."""
         ...
 
     def append_rows(self, sheet: str, rows: Grid) -> None:
@@ -234,6 +238,7 @@ class FakePort:
         self.name = name
         self.sheets: dict[str, Grid] = {k: [list(r) for r in v] for k, v in (sheets or {}).items()}
         self.written: list[SheetOut] = []
+        self.boards: dict[str, BoardOut] = {}  # boards written, by sheet
         self.appended: list[tuple[str, Grid]] = []
         self.alerts: list[str] = []
         self.statuses: list[str | None] = []
@@ -280,6 +285,16 @@ class FakePort:
             self.protected[sheet.name] = set(sheet.editable)
         else:
             self.protected.pop(sheet.name, None)
+
+    def write_board(self, board: BoardOut) -> None:
+        rows = 1 + max((r for r, _ in board.cells), default=0)
+        cols = 1 + max((c for _, c in board.cells), default=0)
+        grid: Grid = [[None] * cols for _ in range(rows)]
+        for (r, c), cell in board.cells.items():
+            grid[r][c] = to_excel(cell.value)
+        self.sheets[board.name] = grid
+        self.boards[board.name] = board
+        self.protected[board.name] = set()
 
     def append_rows(self, sheet: str, rows: Grid) -> None:
         grid = self.sheets.setdefault(sheet, [])

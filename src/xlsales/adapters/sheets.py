@@ -1,7 +1,7 @@
 """The workbook contract as sheets: core results -> output sheets, and new workbooks to start from.
 
-Headers are those of shared/spec/workbook.md, in that order; extra columns (商机预测's 暂缓原因)
-follow the contract ones. `result_sheets` maps a run's results to every output sheet,
+Headers are those of shared/spec/workbook.md, in that order; extra columns (商机预测's 暂缓原因
+and 预计签约月) follow the contract ones. `result_sheets` maps a run's results to every output sheet,
 `init_workbook` writes a new empty contract workbook, `write_tables` writes raw rows (such as
 demo_tables()) into a new workbook for demos and tests.
 """
@@ -17,8 +17,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from xlsales.adapters.board import BOARD_SHEET, board_sheet
 from xlsales.adapters.xlsx_writer import (
+    BoardCell,
+    BoardOut,
     Column,
+    OutSheet,
     SheetOut,
     WorkbookLocked,
     clean_text,
@@ -28,6 +32,7 @@ from xlsales.adapters.xlsx_writer import (
     write_sheets,
 )
 from xlsales.core.accounts import THREE_C, THREE_C_SHEET, KeyAccountRow
+from xlsales.core.dashboard import dashboard
 from xlsales.core.models import OpportunityStatus, RepStatus, Tier
 from xlsales.core.payouts import PayoutLine, PayStatus
 from xlsales.core.people import FIVE_WORD_SHEET, FIVE_WORDS, FiveWordRow
@@ -76,13 +81,14 @@ OUTPUT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
                     ("挑战目标", "money"), ("完成率", "percent"), ("应发合计", "money"), ("已发合计", "money"),
                     ("未发合计", "money"), ("追回合计", "money")),
     FORECAST_SHEET: (("商机编码", "text"), ("客户编码", "text"), ("工号", "text"), ("金额", "money"), ("状态", "text"),
-                     ("等级", "text"), ("赢单概率", "percent"), ("加权金额", "money"), ("暂缓原因", "text")),
+                     ("等级", "text"), ("赢单概率", "percent"), ("加权金额", "money"), ("暂缓原因", "text"),
+                     ("预计签约月", "text")),
     PROBLEM_SHEET: (("级别", "text"), ("工作表", "text"), ("单元格", "text"), ("值", "text"), ("说明", "text")),
 }
 OUTPUT_SHEETS: tuple[str, ...] = tuple(OUTPUT_COLUMNS)
 # the headers workbook.md names (OUTPUT_COLUMNS may add more after them)
 CONTRACT_HEADERS: dict[str, tuple[str, ...]] = {
-    name: tuple(h for h, _ in cols if not (name == FORECAST_SHEET and h == "暂缓原因"))
+    name: tuple(h for h, _ in cols if not (name == FORECAST_SHEET and h in ("暂缓原因", "预计签约月")))
     for name, cols in OUTPUT_COLUMNS.items()
 }
 
@@ -225,12 +231,12 @@ def summary_sheet(rows: Iterable[SummaryRow]) -> SheetOut:
 
 
 def forecast_sheet(rows: Iterable[ForecastRow]) -> SheetOut:
-    """商机预测 (+ 暂缓原因); paused opportunities amber."""
+    """商机预测 (+ 暂缓原因, 预计签约月 as YYYY-MM); paused opportunities amber."""
     out: list[list[Any]] = []
     fills: list[str | None] = []
     for f in rows:
         out.append([f.code, f.customer, f.rep_id, f.amount, f.status.value, f.tier.value if f.tier else None,
-                    f.probability, f.weighted, f.pause_reason])
+                    f.probability, f.weighted, f.pause_reason, f.expected_month])
         fills.append("amber" if f.status is OpportunityStatus.PAUSED else None)
     return SheetOut(FORECAST_SHEET, _columns(FORECAST_SHEET), out, fills)
 
@@ -306,13 +312,14 @@ def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str
 
 
 def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell,
-                  protect_payouts: bool = True) -> list[SheetOut]:
-    """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖, 5词汇总, 创始人关注)."""
+                  protect_payouts: bool = True) -> list[OutSheet]:
+    """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖,
+    5词汇总, 创始人关注, 看板)."""
     indicators: list[str] = []
     for action in results.book.actions.values():
         if action.indicator and action.indicator not in indicators:
             indicators.append(action.indicator)
-    sheets = [
+    sheets: list[OutSheet] = [
         ratings_sheet(results.ratings, indicators),
         ranking_sheet(results.ranking, RANKING_SHEET),
         ranking_sheet(results.history, HISTORY_SHEET),
@@ -323,17 +330,23 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
         accounts_sheet(results.accounts, list(results.book.roles)),
         five_word_sheet(results.five_words),
         watchlist_sheet(results.watchlist, indicators),
+        board_sheet(dashboard(results)),
     ]
     for sheet in sheets:  # results are computed, not typed: only 实发日期 stays open (in 提成发放表)
         sheet.protect = sheet.protect or sheet.name != PAYOUT_SHEET or protect_payouts
     return sheets
 
 
-def empty_output_sheets() -> list[SheetOut]:
-    """Every output sheet with its headers and no rows (what `init_workbook` adds)."""
-    return [SheetOut(name, _columns(name), [], editable={"实发日期"} if name == PAYOUT_SHEET else set())
-            for name in OUTPUT_SHEETS] + [SheetOut(name, [Column(h, k) for h, k in cols], [], protect=True)  # type: ignore[arg-type]
-                                          for name, cols in EXTRA_OUTPUT_COLUMNS.items()]
+def empty_output_sheets() -> list[OutSheet]:
+    """Every output sheet with its headers and no rows (what `init_workbook` adds), and an empty 看板."""
+    sheets: list[OutSheet] = [
+        SheetOut(name, _columns(name), [], editable={"实发日期"} if name == PAYOUT_SHEET else set())
+        for name in OUTPUT_SHEETS]
+    sheets += [SheetOut(name, [Column(h, k) for h, k in cols], [], protect=True)  # type: ignore[arg-type]
+               for name, cols in EXTRA_OUTPUT_COLUMNS.items()]
+    sheets.append(BoardOut(BOARD_SHEET, {(0, 0): BoardCell("看板", bold=True),
+                                         (1, 0): BoardCell("运行“计算排名”（或 xlsales compute）后，这里显示本月的图表")}))
+    return sheets
 
 
 # --- new workbooks (XlsxWriter) -----------------------------------------------------------------
@@ -397,7 +410,7 @@ def _as_number(value: str) -> Decimal | None:
 
 
 def _new_workbook(path: str | Path, tables: Mapping[str, Sequence[Mapping[str, Any]]], *, overwrite: bool,
-                  vba_project: str | Path | None, outputs: list[SheetOut]) -> None:
+                  vba_project: str | Path | None, outputs: Sequence[OutSheet]) -> None:
     import xlsxwriter  # a new file only; existing workbooks are written by xlsx_writer
 
     path = Path(path)

@@ -21,7 +21,18 @@ from decimal import Decimal
 from typing import Any
 
 from xlsales.adapters.port import Grid, to_excel
-from xlsales.adapters.xlsx_writer import FILLS, KIND_FORMATS, SheetOut, column_letter, column_widths
+from xlsales.adapters.xlsx_charts import ChartSpec
+from xlsales.adapters.xlsx_writer import (
+    BOARD_MARK,
+    FILLS,
+    KIND_FORMATS,
+    BoardOut,
+    SheetOut,
+    board_name,
+    column_letter,
+    column_widths,
+    sheet_of_reference,
+)
 
 ALERT_TITLE = "xlsales"
 # a VBA Sub in the shipped module, used when app.alert is not available: Sub XlsalesMsgBox(ByVal prompt As String)
@@ -163,6 +174,42 @@ class XlwingsPort:
                         set_locked(sht.range((2, j + 1), (max(nrows, 1) + 1, j + 1)), False)
                 protect(sht)
 
+    def write_board(self, board: BoardOut) -> None:
+        """Cells in one bulk write, then formats, widths and the charts (xlwings makes each chart from
+        its source range; title and colours are set through Excel's object model where it answers)."""
+        with self._quiet():
+            sht = self._board_sheet(board.name)
+            unprotect(sht)
+            for chart in list(sht.charts):
+                chart.delete()
+            sht.used_range.clear()
+            if board.cells:
+                rows = 1 + max(r for r, _ in board.cells)
+                cols = 1 + max(c for _, c in board.cells)
+                grid: Grid = [[None] * cols for _ in range(rows)]
+                for (r, c), cell in board.cells.items():
+                    grid[r][c] = None if cell.value is None else cell_value(cell.value, cell.kind)
+                    if cell.kind != "text":
+                        sht.range((r + 1, c + 1)).number_format = KIND_FORMATS[cell.kind]
+                sht.range((1, 1), (rows, cols)).value = grid
+                for (r, c), cell in board.cells.items():
+                    if cell.bold:
+                        sht.range((r + 1, c + 1)).font.bold = True
+                    if cell.fill is not None:
+                        sht.range((r + 1, c + 1)).color = _rgb(FILLS[cell.fill])
+            for col, width in board.widths.items():
+                sht.range((1, col + 1)).column_width = width
+            for spec in board.charts:
+                row, col = spec.anchor
+                anchor = sht.range((row + 1, col + 1))
+                chart = sht.charts.add(anchor.left, anchor.top, spec.width, spec.height)
+                chart.chart_type = CHART_TYPES.get(spec.type, spec.type)
+                chart.set_source_data(sht.range(chart_source(spec)))
+                with contextlib.suppress(Exception):
+                    _style_chart(chart.api[1], spec)
+            if board.protect:
+                protect(sht)
+
     def append_rows(self, sheet: str, rows: Grid) -> None:
         if not rows:
             return
@@ -190,6 +237,25 @@ class XlwingsPort:
             row = bottom if cell.value not in (None, "") else cell.end("up").row
             last = max(last, row)
         return last
+
+    def _board_sheet(self, name: str) -> Any:
+        """The board's sheet: the one the hidden name _xlsales_board marks (the tool wrote it, maybe
+        renamed since); else a new sheet, beside (never over) a sheet of the user's with that name."""
+        marked = None
+        with contextlib.suppress(Exception):
+            marked = sheet_of_reference(str(self.book.names[BOARD_MARK].refers_to))
+        names = self.sheet_names()
+        if marked in names:
+            return self.book.sheets[marked]
+        target = board_name(name, names)
+        sht = self._sheet_or_new(target)
+        with contextlib.suppress(Exception):
+            self.book.names[BOARD_MARK].delete()  # a stale mark (its sheet was deleted)
+        quoted = "'" + target.replace("'", "''") + "'"
+        mark = self.book.names.add(BOARD_MARK, f"={quoted}!$A$1")
+        with contextlib.suppress(Exception):
+            mark.api.Visible = False  # Windows COM; elsewhere the name stays visible in the Name Manager
+        return sht
 
     def _sheet_or_new(self, name: str) -> Any:
         names = self.sheet_names()
@@ -237,6 +303,41 @@ class XlwingsPort:
 
 def _is_windows_com(api: Any) -> bool:
     return hasattr(api, "Protect") or hasattr(api, "Unprotect")
+
+
+# xlwings' chart type names for the XlsxWriter types a board uses
+CHART_TYPES = {"bar": "bar_clustered", "column": "column_clustered", "line": "line_markers", "pie": "pie"}
+
+
+def chart_source(spec: ChartSpec) -> str:
+    """The source range of a board chart: the header row and the rows of its category column and
+    value columns, as one (multi-area) address, e.g. "R8:R20,T8:U20"."""
+    _, first, cat_col, last, _ = spec.series[0]["categories"]
+    columns = [cat_col, *(s["values"][2] for s in spec.series)]
+    return ",".join(f"{column_letter(c)}{first}:{column_letter(c)}{last + 1}" for c in columns)
+
+
+def _style_chart(api: Any, spec: ChartSpec) -> None:
+    """Title, series and point colours through Excel's object model (Windows COM; elsewhere the
+    calls fail and the chart keeps Excel's own look)."""
+    title = spec.options.get("title", {}).get("name")
+    if title:
+        api.HasTitle = True
+        api.ChartTitle.Text = title
+    for i, series in enumerate(spec.series, start=1):
+        colour = series.get("fill", {}).get("color")
+        if colour:
+            api.SeriesCollection(i).Format.Fill.ForeColor.RGB = _bgr(colour)
+        for k, point in enumerate(series.get("points", []), start=1):
+            api.SeriesCollection(i).Points(k).Format.Fill.ForeColor.RGB = _bgr(point["fill"]["color"])
+    if spec.type == "bar":
+        api.Axes(1).ReversePlotOrder = True  # xlCategory: the first row at the top, as in the table
+
+
+def _bgr(hex_colour: str) -> int:
+    """"#RRGGBB" as the BGR integer of Excel's COM colours."""
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return r + (g << 8) + (b << 16)
 
 
 def unprotect(sht: Any) -> None:
