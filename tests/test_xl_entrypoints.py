@@ -38,6 +38,8 @@ def test_compute_writes_every_output_sheet_and_sums_up_in_an_alert():
     assert "4 个错误" in alert and "“两次”" in alert and "校验结果" in alert
     assert port.statuses[0] == "读取工作簿…" and "计算…" in port.statuses and port.statuses[-1] is None
     assert [s for s in port.statuses if s and s.startswith("写入")][-1] == "写入“看板”（11/11）…"
+    assert [c.name for c in port.boards["看板"].charts] == ["月度排名", "客户等级分布", "目标达成", "发放及时率", "加权商机"]
+    assert port.sheets["看板"][0][0] == "看板 · 2026-11" and "看板" in port.protected
     problems = port.records(PROBLEM_SHEET)
     assert len(problems) == report.errors + report.warnings
     assert any(p["级别"] == "错误" and p["工作表"] == LOG_SHEET and p["单元格"] == "G22" and p["值"] == "两次" for p in problems)

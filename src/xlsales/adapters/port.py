@@ -294,7 +294,10 @@ class FakePort:
             grid[r][c] = to_excel(cell.value)
         self.sheets[board.name] = grid
         self.boards[board.name] = board
-        self.protected[board.name] = set()
+        if board.protect:
+            self.protected[board.name] = set()
+        else:
+            self.protected.pop(board.name, None)
 
     def append_rows(self, sheet: str, rows: Grid) -> None:
         grid = self.sheets.setdefault(sheet, [])

@@ -1017,10 +1017,16 @@ def _previous(stream: BinaryIO) -> _Previous:
             local = inner.group(1)
         if local in _CARRIED:
             prev.carried.append((_TAIL_ORDER.index(local), raw))
-    if prev.rel_prefix:
-        for _, raw in prev.carried:
-            prev.referenced.update(re.findall(rf"\s{prev.rel_prefix}:[\w.-]+\s*=\s*[\"']([^\"']*)[\"']", raw))
+    prev.referenced = _referenced(prev)
     return prev
+
+
+def _referenced(prev: _Previous) -> set[str]:
+    """The relationship IDs the carried elements point at (r:id="rId3" and the like)."""
+    if not prev.rel_prefix:
+        return set()
+    pattern = re.compile(rf"\s{prev.rel_prefix}:[\w.-]+\s*=\s*[\"']([^\"']*)[\"']")
+    return {rid for _, raw in prev.carried for rid in pattern.findall(raw)}
 
 
 def _quote_sheet(name: str) -> str:
@@ -1158,8 +1164,8 @@ def _board_chunks(board: BoardOut, styles: _Styles, cells: _CellWriter, prev: _P
     last_col = max((c for c, _ in itertools.chain.from_iterable(rows.values())), default=0)
     last_col = max(last_col, *board.widths) if board.widths else last_col
     out = [XML_DECL]
-    reuse = prev is not None and prev.root is not None
-    out.append(prev.root if reuse and prev is not None and prev.root else f'<worksheet xmlns="{NS_MAIN}" xmlns:r="{NS_R}">')
+    root = prev.root if prev is not None else None
+    out.append(root or f'<worksheet xmlns="{NS_MAIN}" xmlns:r="{NS_R}">')
     sheet_pr, fit_page = _page_fit(prev)
     out.append(sheet_pr)
     out.append(f'<dimension ref="A1:{column_letter(last_col)}{last_row + 1}"/>')
@@ -1182,7 +1188,7 @@ def _board_chunks(board: BoardOut, styles: _Styles, cells: _CellWriter, prev: _P
         out.append('<sheetProtection sheet="1" scenarios="1" formatColumns="0" formatRows="0"/>')
     extra = []
     if drawing_rid is not None:
-        prefix = prev.rel_prefix if reuse and prev is not None else "r"
+        prefix = prev.rel_prefix if root and prev is not None else "r"
         attr = f'{prefix}:id="{drawing_rid}"' if prefix else f'xmlns:r="{NS_R}" r:id="{drawing_rid}"'
         extra.append((_TAIL_ORDER.index("drawing"), f"<drawing {attr}/>"))
     out.append(_tail(prev, fit_page, extra))
@@ -1381,10 +1387,7 @@ def _forget_drawing(prev: _Previous) -> None:
     """Leave the old <drawing> of a board behind (and with it, its relationship)."""
     order = _TAIL_ORDER.index("drawing")
     prev.carried = [(o, raw) for o, raw in prev.carried if o != order]
-    prev.referenced = set()
-    if prev.rel_prefix:
-        for _, raw in prev.carried:
-            prev.referenced.update(re.findall(rf"\s{prev.rel_prefix}:[\w.-]+\s*=\s*[\"']([^\"']*)[\"']", raw))
+    prev.referenced = _referenced(prev)
 
 
 def _plan_drawing(package: _Package, plan: _Plan, sheet_part: str, board: BoardOut, taken: set[str],
