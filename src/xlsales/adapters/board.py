@@ -175,7 +175,7 @@ def board_sheet(board: Dashboard) -> BoardOut:
             title += f"（共 {len(board.attainment)} 人，图中为前后各 {MAX_BARS // 2} 名）"
         first, last = grid.table(title, [("姓名", "text"), ("保底完成率", "percent"), ("挑战完成率", "percent")],
                                  [[a.name, _ratio(a.vs_floor), _ratio(a.vs_challenge)] for a in shown_att])
-        height = max(288, 26 * len(shown_att) + 100)
+        height = max(288, 34 * len(shown_att) + 100)  # two bars a rep, and room for every name
         charts.append(ChartSpec("bar", [
             {"name": "保底完成率", "categories": _ref(first, last, 0), "values": _ref(first, last, 1),
              "fill": {"color": FLOOR_COLOUR}, "gap": 60},

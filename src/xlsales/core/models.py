@@ -50,6 +50,8 @@ APPROVED = "已批准"
 
 def parse_text(value: Any) -> Any:
     """Codes are text: a 工号 typed as 1001 arrives as 1001 or 1001.0 and means '1001'."""
+    if type(value) is str:  # the common case first: this runs for every text cell of every row
+        return value.strip() or None
     if value is None:
         return None
     if isinstance(value, bool):
