@@ -42,7 +42,6 @@ from xlsales.core.payouts import (
     ReleasePlan,
     on_time_rates,
     reconcile,
-    settle_status,
     single_line,
 )
 from xlsales.core.people import FiveWordRow, five_word_summary
@@ -223,8 +222,7 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
     forfeits = _forfeitures(opportunities, customers, ev)
     year_of_order = {o.order_id: o.signed.year for o in orders.values()}
     lines = reconcile(fresh, inputs.ledger, forfeits, frozen, year_of_order, book)
-    settle_status(lines, ev)
-    lines.sort(key=attrgetter("rep_id", "year", "event_date", "line_id"))
+    lines = _in_ledger_order(lines)
 
     summary = _summary(reps, targets, year_orders, lines, book)
     return Results(
@@ -238,6 +236,21 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
             "商机": len(inputs.opportunities), "排名人数": len(ranking), "发放行": len(lines),
         },
     )
+
+
+def _in_ledger_order(lines: list[PayoutLine]) -> list[PayoutLine]:
+    """Sorted by (rep_id, year, event_date, line_id), stably: each (rep, year) apart, then the groups
+    in order, which compares far less than one sort of a quarter of a million lines on four keys."""
+    groups: dict[tuple[str, int], list[PayoutLine]] = defaultdict(list)
+    for line in lines:
+        groups[(line.rep_id, line.year)].append(line)
+    by_event = attrgetter("event_date", "line_id")
+    out: list[PayoutLine] = []
+    for key in sorted(groups):
+        group = groups[key]
+        group.sort(key=by_event)
+        out += group
+    return out
 
 
 def _unique_history(history: list[HistoryEntry], problems: Problems) -> list[RankingRow]:
@@ -342,14 +355,16 @@ def _summary(reps: dict[str, Rep], targets: dict[tuple[int, str], Target], year_
     due: dict[str, Decimal] = defaultdict(Decimal)
     paid: dict[str, Decimal] = defaultdict(Decimal)
     clawback: dict[str, Decimal] = defaultdict(Decimal)
+    cancelled, clawback_item = PayStatus.CANCELLED, Item.CLAWBACK  # an enum member looked up a line costs
     for line in lines:
-        if line.year != year or line.status is PayStatus.CANCELLED:
+        if line.year != year or line.status is cancelled:
             continue
-        due[line.rep_id] += line.amount
+        owner, amount = line.rep_id, line.amount
+        due[owner] += amount
         if line.paid_date is not None:
-            paid[line.rep_id] += line.amount
-        if line.item is Item.CLAWBACK:
-            clawback[line.rep_id] += line.amount
+            paid[owner] += amount
+        if line.item is clawback_item:
+            clawback[owner] += amount
     rows: list[SummaryRow] = []
     for rep in reps.values():
         target = targets.get((year, rep.rep_id))
