@@ -63,8 +63,12 @@ def _report(problems: Problems, frame: pl.DataFrame, column: str, message: str, 
         add(LOG_SHEET, row, field, value, message.format(value=value))
 
 
-def _check_references(frame: pl.DataFrame, book: Rulebook, reps: set[str], customers: set[str],
-                      problems: Problems) -> pl.DataFrame:
+def _check_rows(frame: pl.DataFrame, book: Rulebook, reps: set[str], customers: set[str], problems: Problems) -> pl.DataFrame:
+    """The rows that count: dated up to the evaluation date, every reference known, approved when the
+    action needs it. Every check is a flag of one pass and the rows are filtered once (a million-row
+    log copied once, not three times); the problems come in the same order as checking one by one:
+    future dates, then each reference check, then pending approvals."""
+    ev = book.evaluation_date
     checks = (
         ("date", None, "日期不能为空：请填写动作发生的日期"),
         ("action", set(book.actions), "动作库里没有动作编码“{value}”：请从下拉列表选择，或先在动作库里添加"),
@@ -79,13 +83,23 @@ def _check_references(frame: pl.DataFrame, book: Rulebook, reps: set[str], custo
             ok = ok & pl.col(column).is_in(sorted(allowed))
         flags[f"ok_{column}"] = ok
     flags["ok_count"] = pl.col("count").is_not_null() & (pl.col("count") >= 1)
-    # one pass for every check; only the (few) bad rows are looked at again
-    flagged = frame.with_columns(**flags).with_columns(ok=pl.all_horizontal(*flags))
-    bad = flagged.filter(~pl.col("ok"))
+    gated = sorted(code for code, a in book.actions.items() if a.needs_approval)
+    flagged = frame.with_columns(future=(pl.col("date") > ev).fill_null(False), **flags) \
+        .with_columns(ok=pl.all_horizontal(*flags)) \
+        .with_columns(pending=pl.col("ok") & pl.col("action").is_in(gated) & (pl.col("approval").fill_null("") != APPROVED))
+
+    future = flagged.filter(pl.col("future"))
+    if future.height:
+        first = future.sort("row").row(0, named=True)
+        problems.warn(LOG_SHEET, first["row"], "日期", first["date"],
+                      f"有 {future.height} 条记录的日期晚于评估日期 {ev}，本次不计入（从这一行起）")
+    bad = flagged.filter(~pl.col("future") & ~pl.col("ok"))  # only the (few) bad rows are looked at again
     for column, _, message in checks:
         _report(problems, bad.filter(~pl.col(f"ok_{column}")), column, message)
     _report(problems, bad.filter(~pl.col("ok_count")), "count", "次数应为不小于 1 的整数（留空按 1 次）")
-    return flagged.filter(pl.col("ok")).select(frame.columns)
+    _report(problems, flagged.filter(~pl.col("future") & pl.col("pending")), "approval",
+            "该动作需审批，审批状态为“{value}”，批准前不计分", warn=True)
+    return flagged.filter(~pl.col("future") & pl.col("ok") & ~pl.col("pending")).select(frame.columns)
 
 
 def evaluate_log(log: ActivityLog, book: Rulebook, reps: set[str], customers: set[str],
@@ -95,21 +109,7 @@ def evaluate_log(log: ActivityLog, book: Rulebook, reps: set[str], customers: se
     frame = log.frame.select("row", "date", "rep_id", "customer", "role", "action", "count", "approval") \
         .with_columns(pl.col("count").fill_null(1))
     read = frame.height
-
-    future = frame.filter(pl.col("date") > ev)
-    if future.height:
-        first = future.sort("row").row(0, named=True)
-        problems.warn(LOG_SHEET, first["row"], "日期", first["date"],
-                      f"有 {future.height} 条记录的日期晚于评估日期 {ev}，本次不计入（从这一行起）")
-        frame = frame.filter(pl.col("date").is_null() | (pl.col("date") <= ev))
-
-    frame = _check_references(frame, book, reps, customers, problems)
-
-    gated = sorted(code for code, a in book.actions.items() if a.needs_approval)
-    pending = pl.col("action").is_in(gated) & (pl.col("approval").fill_null("") != APPROVED)
-    _report(problems, frame.filter(pending), "approval",
-            "该动作需审批，审批状态为“{value}”，批准前不计分", warn=True)
-    frame = frame.filter(~pending)
+    frame = _check_rows(frame, book, reps, customers, problems)
 
     frame = _apply_monthly_caps(frame, book)
     excess = frame.filter(pl.col("counted") < pl.col("count"))
