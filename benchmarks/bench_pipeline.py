@@ -444,15 +444,17 @@ def profile_compute(inputs: Inputs, book: Rulebook, path: str, top: int = 30) ->
 
 
 # functions looked up at call time through these modules' globals (or methods of their classes, as
-# "Class.method"), so wrapping them times each stage; names the code no longer has are skipped
+# "Class.method"), so wrapping them times each stage; names the code no longer has are skipped (older
+# names stay listed so an older snapshot on PYTHONPATH is timed by stage too: settle_status,
+# component_lines and _check_references are gone since the payout lines and log checks were sped up)
 STAGES = {
     "xlsales.core.pipeline": ["_unique_by", "_valid_orders", "_valid_opportunities", "check_targets", "target_gap",
                               "evaluate_log", "rate_customers", "forecast", "year_earnings", "OrderEvents", "order_lines",
                               "breakthrough_winners", "single_line", "rank_month", "_forfeitures", "reconcile",
-                              "settle_status", "_summary", "on_time_rates"],
+                              "settle_status", "_in_ledger_order", "_summary", "on_time_rates"],
     "xlsales.core.payouts": ["releases", "component_lines", "ReleasePlan.order_lines", "ReleasePlan.releases",
                              "ReleasePlan.component_lines"],
-    "xlsales.core.relationship": ["_check_references", "_report", "_apply_monthly_caps", "_with_points"],
+    "xlsales.core.relationship": ["_check_references", "_check_rows", "_report", "_apply_monthly_caps", "_with_points"],
 }
 
 TOP_LEVEL = {"payouts.ReleasePlan.order_lines"}  # called by compute directly, though not through pipeline's globals
