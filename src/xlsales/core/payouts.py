@@ -115,19 +115,44 @@ class Release(NamedTuple):
         return self.label
 
 
+class OrderTexts:
+    """What the lines of one order share in their 计算说明, each part formatted once, when a line is
+    first read: the component's head (提成 12,345.00（累计 …）× ) and each release's detail. An order's
+    releases give a line per component, so this halves the formatting and more."""
+
+    __slots__ = ("details", "earnings", "heads")
+
+    def __init__(self, earnings: OrderEarnings) -> None:
+        self.earnings = earnings
+        self.heads: dict[str, str] = {}
+        self.details: dict[int, str] = {}  # by id() of the Release, which every line keeps alive
+
+    def head(self, item: str, total: Decimal) -> str:
+        text = self.heads.get(item)
+        if text is None:
+            what = self.earnings.commission_text if item == Item.COMMISSION.value else self.earnings.bonus_text
+            text = self.heads[item] = f"{item} {yuan(total)}（{what}）× "
+        return text
+
+    def detail(self, release: Release) -> str:
+        text = self.details.get(id(release))
+        if text is None:
+            text = self.details[id(release)] = release.detail(self.earnings.order.amount)
+        return text
+
+
 class LineText:
     """The 计算说明 of a released line, formatted when it is read (str()): a run makes a quarter of
     a million lines and formatting them all up front would cost more than computing them."""
 
-    __slots__ = ("amount", "earnings", "item", "release", "total")
+    __slots__ = ("amount", "item", "release", "texts", "total")
 
-    def __init__(self, item: str, total: Decimal, earnings: OrderEarnings, release: Release, amount: Decimal) -> None:
-        self.item, self.total, self.earnings, self.release, self.amount = item, total, earnings, release, amount
+    def __init__(self, item: str, total: Decimal, texts: OrderTexts, release: Release, amount: Decimal) -> None:
+        self.item, self.total, self.texts, self.release, self.amount = item, total, texts, release, amount
 
     def __str__(self) -> str:
-        what = self.earnings.commission_text if self.item == Item.COMMISSION.value else self.earnings.bonus_text
-        detail = self.release.detail(self.earnings.order.amount)
-        return f"{self.item} {yuan(self.total)}（{what}）× {detail} = {self.amount:,}"
+        texts = self.texts
+        return f"{texts.head(self.item, self.total)}{texts.detail(self.release)} = {self.amount:,}"
 
     def __repr__(self) -> str:
         return repr(str(self))
@@ -257,6 +282,7 @@ class ReleasePlan:
         # The released share after each event is recomputed from each stage's own progress (share ×
         # fraction), not accumulated: a running sum of 28-digit quotients can end at 0.999…9, not 1.
         terms = dict.fromkeys(shares, ZERO)
+        texts = OrderTexts(earnings)
         for step in self.releases(order, events):
             stage = step.stage
             terms[stage] = shares[stage] * step.high if stage in _PRO_RATA else shares[stage]
@@ -268,7 +294,7 @@ class ReleasePlan:
                 amount, paid_commission = released - paid_commission, released
                 lines.append(PayoutLine(
                     f"{commission_id}{stage}/{key}", rep, name, order_id, _COMMISSION, stage, day, due, amount,
-                    LineText(_COMMISSION_TEXT, commission, earnings, step, amount), status, None, year,
+                    LineText(_COMMISSION_TEXT, commission, texts, step, amount), status, None, year,
                 ))
             if bonus:
                 released = (bonus * after).quantize(FEN, ROUND_HALF_UP)
@@ -276,7 +302,7 @@ class ReleasePlan:
                     amount, paid_bonus = released - paid_bonus, released
                     bonus_lines.append(PayoutLine(
                         f"{bonus_id}{stage}/{key}", rep, name, order_id, _BONUS, stage, day, due, amount,
-                        LineText(_BONUS_TEXT, bonus, earnings, step, amount), status, None, year,
+                        LineText(_BONUS_TEXT, bonus, texts, step, amount), status, None, year,
                     ))
         return lines + bonus_lines if bonus_lines else lines
 
