@@ -14,36 +14,24 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from test_properties import make_book as cached_book
 from xlsales.core.commission import OrderEarnings, year_earnings
 from xlsales.core.models import Collection, Order, Progress
 from xlsales.core.payouts import Item, OrderEvents, PayStatus, ReleasePlan
 from xlsales.core.problems import Problems
-from xlsales.core.rulebook import PARAM_SHEET, STAGE_SHEET, Rulebook, build_rulebook, default_tables
+from xlsales.core.rulebook import Rulebook
 
 D = Decimal
 EV = dt.date(2026, 11, 30)
 STAGES = ("签约", "收入确认", "回款", "完工")
 THIRD = D(1) / 3  # 0.3333…3 (28 digits): a share with no short decimal form
 
-_BOOKS: dict[Any, Rulebook] = {}
-
-
 def make_book(stages: tuple[tuple[str, Decimal], ...], delay: int) -> Rulebook:
-    key = (stages, delay)
-    if key not in _BOOKS:
-        tables = default_tables()
-        tables[PARAM_SHEET] = [{"row": 2, "参数": "评估日期", "值": EV}, {"row": 3, "参数": "发放时限天数", "值": delay}]
-        tables[STAGE_SHEET] = [{"row": i, "阶段": s, "比例": share} for i, (s, share) in enumerate(stages, 2)]
-        problems = Problems()
-        book = build_rulebook(tables, EV, problems)
-        assert book is not None, problems.items
-        _BOOKS[key] = book
-    return _BOOKS[key]
+    return cached_book(EV, stages, 发放时限天数=delay)
 
 
 @st.composite
