@@ -294,3 +294,14 @@ def test_libreoffice_draws_the_charts_from_the_board_cells(tmp_path, demo):
     for entry in charts:
         for series in entry["series"]:
             assert series["values"].startswith("$看板."), series
+
+
+def test_the_run_report_names_the_board_it_wrote(tmp_path):
+    from xlsales.adapters.filerun import run_workbook
+    from xlsales.adapters.sheets import write_tables
+
+    path = tmp_path / "book.xlsx"
+    write_tables(path, {**demo_tables(), "看板": [{"我的": "自己的看板"}]})
+    report, _, _ = run_workbook(path, "compute", DEMO_DATE)
+    assert report.sheets_written[-1] == "看板（xlsales）"
+    assert openpyxl.load_workbook(path)["看板"]["A2"].value == "自己的看板"

@@ -135,11 +135,10 @@ def run_workbook(path: str | Path, command: str = "compute", today: dt.date | No
     sheets, results, problems = sheets_to_write(data, command, today, status, report)
     status("写回工作簿…")
     try:
-        write_sheets(path, sheets)
+        report.sheets_written = write_sheets(path, sheets)  # the names they got (see the board's)
     except (WorkbookLocked, NotAWorkbook) as exc:
         report.exit_code, report.message = UNUSABLE, str(exc)
         return report, results, problems.items
-    report.sheets_written = [s.name for s in sheets]
     report.errors = sum(p.is_error for p in problems.items)
     report.warnings = len(problems.items) - report.errors
     if report.errors:

@@ -138,8 +138,8 @@ REL_STYLES = NS_R + "/styles"
 REL_CALC_CHAIN = NS_R + "/calcChain"
 REL_TABLE = NS_R + "/table"
 REL_DRAWING = NS_R + "/drawing"
-BOARD_MARK = "_xlsales_board"  # a hidden defined name: which sheet is the tool's board
 REL_CHART = NS_R + "/chart"
+BOARD_MARK = "_xlsales_board"  # a hidden defined name: which sheet is the tool's board
 # parts that belong to a chart alone (removed with it): its shapes, style and colours
 _CHART_OWNED = ("/chartUserShapes", "/chartStyle", "/chartColorStyle")
 CT_WORKSHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
