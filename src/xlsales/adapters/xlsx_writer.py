@@ -1511,6 +1511,8 @@ def _upsert_names(xml: str, p: str, wanted: dict[tuple[str, int | None], str]) -
         key = (_unescape_attr(name.group(1)) if name else "", int(sid.group(1)) if sid else None)
         if key not in remaining:
             return m.group(0)
+        if not re.search(r"\shidden\s*=\s*[\"'](1|true)[\"']", start):
+            start = _set_attr(start, "hidden", "1")  # e.g. the board's mark as XlsxWriter wrote it
         return f"{start}{_escape(remaining.pop(key))}</{p}definedName>"
 
     xml = re.sub(rf"(<{p}definedName\b{_ELEMENT}?(?<!/)>)(.*?)</{p}definedName>", update, xml, flags=re.S)
