@@ -257,6 +257,7 @@ def test_live_excel_gets_the_same_board_and_charts_from_their_tables(demo):
     assert own.grid() == [["我自己的看板"]] and not own.charts
     assert [c.chart_type for c in ours.charts] == ["bar_clustered", "pie", "bar_clustered", "line_markers", "column_clustered"]
     assert [c.source for c in ours.charts] == [chart_source(spec) for spec in board.charts]
+    assert ours.charts[1].place[2:] == (board.charts[1].width * 0.75, board.charts[1].height * 0.75)  # points
     ranking = board.charts[0]
     first = ranking.series[0]["categories"][1]
     assert ours.charts[0].source == ",".join(f"{col}{first}:{col}{first + len(dashboard(demo[0]).ranking)}"

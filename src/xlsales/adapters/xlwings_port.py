@@ -202,7 +202,8 @@ class XlwingsPort:
             for spec in board.charts:
                 row, col = spec.anchor
                 anchor = sht.range((row + 1, col + 1))
-                chart = sht.charts.add(anchor.left, anchor.top, spec.width, spec.height)
+                # a board's sizes are pixels (as in the file); xlwings places charts in points
+                chart = sht.charts.add(anchor.left, anchor.top, spec.width * PT_PER_PX, spec.height * PT_PER_PX)
                 chart.chart_type = CHART_TYPES.get(spec.type, spec.type)
                 chart.set_source_data(sht.range(chart_source(spec)))
                 with contextlib.suppress(Exception):
@@ -305,6 +306,7 @@ def _is_windows_com(api: Any) -> bool:
     return hasattr(api, "Protect") or hasattr(api, "Unprotect")
 
 
+PT_PER_PX = 0.75  # at Excel's 96 dpi
 # xlwings' chart type names for the XlsxWriter types a board uses
 CHART_TYPES = {"bar": "bar_clustered", "column": "column_clustered", "line": "line_markers", "pie": "pie"}
 
