@@ -179,3 +179,20 @@ def test_init_and_demo(tmp_path, capsys):
     assert "月度排名" in out and "演示工作簿" in out
     assert main(["compute", str(demo)]) == 1  # the demo's planted mistakes are errors
     assert len(records(demo, "月度排名")) == 11
+
+
+def test_the_summary_says_what_the_problems_mostly_are(tmp_path, capsys):
+    demo = tmp_path / "demo.xlsx"
+    assert main(["demo", str(demo)]) == 0
+    capsys.readouterr()
+    assert main(["compute", str(demo), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    kinds = report["problem_kinds"]
+    assert sum(kinds.values()) == report["errors"] + report["warnings"]
+    levels = [kind.split(" ")[0] for kind in kinds]
+    assert levels == sorted(levels, key=lambda level: level != "错误")  # errors first
+    warnings = [n for kind, n in kinds.items() if kind.startswith("警告")]
+    assert warnings == sorted(warnings, reverse=True) and kinds["警告 客户关系记录·次数"] == max(warnings)
+    assert main(["compute", str(demo)]) == 1
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("主要问题")]
+    assert line.startswith("主要问题（错误在前）：错误 ") and line.count("条") == 3

@@ -48,8 +48,7 @@ def run_on_port(port: WorkbookPort, command: str = "compute", today: dt.date | N
         if not _write_all(port, sheets, report):
             port.alert(report.message)
             return report
-        report.errors = sum(p.is_error for p in problems.items)
-        report.warnings = len(problems.items) - report.errors
+        report.count_problems(problems.items)
         if report.errors:
             report.exit_code = HAS_ERRORS
         report.seconds = round(time.perf_counter() - start, 2)

@@ -9,7 +9,8 @@ import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ from xlsales.core.intake import read_workbook_tables
 from xlsales.core.money import pct
 from xlsales.core.payouts import PAYOUT_SHEET
 from xlsales.core.pipeline import Results, compute
-from xlsales.core.problems import Problem, Problems
+from xlsales.core.problems import Level, Problem, Problems
 from xlsales.core.ranking import HISTORY_SHEET
 
 # Sheets whose rows carry what finance and earlier months left behind: if they cannot be read
@@ -29,6 +30,7 @@ from xlsales.core.ranking import HISTORY_SHEET
 CARRIED_SHEETS = (PAYOUT_SHEET, HISTORY_SHEET)
 
 OK, HAS_ERRORS, UNUSABLE = 0, 1, 2
+MOST_COMMON_KINDS = 3  # problem kinds the summary names
 PAYOUT_SHEETS = (PAYOUT_SHEET, SUMMARY_SHEET, PROBLEM_SHEET)  # what 生成发放表 writes
 
 
@@ -48,6 +50,17 @@ class RunReport:
     sheets_written: list[str] = field(default_factory=list)
     seconds: float = 0.0
     on_time: dict[str, dict[str, Any]] = field(default_factory=dict)  # 及时率 by month of 应发日期
+    # "警告 客户关系记录·次数" -> how many: which kinds of problem there are, errors first, then the most
+    # frequent (a big log can give tens of thousands of 校验结果 rows; this says what they mostly are)
+    problem_kinds: dict[str, int] = field(default_factory=dict)
+
+    def count_problems(self, problems: Sequence[Problem]) -> None:
+        self.errors = sum(p.is_error for p in problems)
+        self.warnings = len(problems) - self.errors
+        kinds = Counter(f"{p.level.value} {p.sheet}·{p.field}" if p.field else f"{p.level.value} {p.sheet}"
+                        for p in problems)
+        error = Level.ERROR.value
+        self.problem_kinds = dict(sorted(kinds.items(), key=lambda kv: (not kv[0].startswith(error), -kv[1], kv[0])))
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +72,9 @@ class RunReport:
             out.append(f"读取：{read}")
         if self.exit_code != UNUSABLE:
             out.append(f"校验：{self.errors} 个错误，{self.warnings} 个警告（详见“校验结果”工作表）")
+            if len(self.problem_kinds) > 1:
+                top = list(self.problem_kinds.items())[:MOST_COMMON_KINDS]
+                out.append("主要问题（错误在前）：" + "；".join(f"{kind} {n:,} 条" for kind, n in top))
         if self.reps_ranked or self.payout_lines:
             out.append(f"排名 {self.reps_ranked} 人；提成发放表 {self.payout_lines:,} 行")
         if self.on_time:
@@ -139,8 +155,7 @@ def run_workbook(path: str | Path, command: str = "compute", today: dt.date | No
     except (WorkbookLocked, NotAWorkbook) as exc:
         report.exit_code, report.message = UNUSABLE, str(exc)
         return report, results, problems.items
-    report.errors = sum(p.is_error for p in problems.items)
-    report.warnings = len(problems.items) - report.errors
+    report.count_problems(problems.items)
     if report.errors:
         report.exit_code = HAS_ERRORS
     report.seconds = round(time.perf_counter() - start, 2)
