@@ -196,3 +196,16 @@ def test_the_summary_says_what_the_problems_mostly_are(tmp_path, capsys):
     assert main(["compute", str(demo)]) == 1
     (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("主要问题")]
     assert line.startswith("主要问题（错误在前）：错误 ") and line.count("条") == 3
+
+
+def test_a_run_pauses_the_cycle_collector_and_gives_it_back(golden, monkeypatch):
+    import gc
+
+    from xlsales.adapters import filerun
+
+    seen: list[bool] = []
+    real = filerun.read_workbook
+    monkeypatch.setattr(filerun, "read_workbook", lambda path: seen.append(gc.isenabled()) or real(path))
+    assert gc.isenabled()
+    report, _, _ = filerun.run_workbook(golden, "compute")
+    assert report.exit_code == 0 and seen == [False] and gc.isenabled()

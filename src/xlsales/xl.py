@@ -23,6 +23,7 @@ from typing import Any
 from xlsales.adapters.filerun import HAS_ERRORS, OK, UNUSABLE, RunReport, sheets_to_write
 from xlsales.adapters.port import WorkbookPort, read_port, sheet_title
 from xlsales.adapters.xlsx_writer import BoardOut, OutSheet
+from xlsales.core.pipeline import collector_paused
 from xlsales.core.problems import Problem
 
 COMMANDS = ("validate", "compute", "payouts")
@@ -43,8 +44,9 @@ def run_on_port(port: WorkbookPort, command: str = "compute", today: dt.date | N
     report = RunReport(workbook=str(getattr(port, "name", "")), command=command, exit_code=OK, message="")
     try:
         port.status("读取工作簿…")
-        data = read_port(port)
-        sheets, _, problems = sheets_to_write(data, command, today, port.status, report)
+        with collector_paused():  # as in the file run: a record per row, no cycles
+            data = read_port(port)
+            sheets, _, problems = sheets_to_write(data, command, today, port.status, report)
         if not _write_all(port, sheets, report):
             port.alert(report.message)
             return report

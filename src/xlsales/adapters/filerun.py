@@ -21,7 +21,7 @@ from xlsales.adapters.xlsx_writer import NotAWorkbook, OutSheet, WorkbookLocked,
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.money import pct
 from xlsales.core.payouts import PAYOUT_SHEET
-from xlsales.core.pipeline import Results, compute
+from xlsales.core.pipeline import Results, collector_paused, compute
 from xlsales.core.problems import Level, Problem, Problems
 from xlsales.core.ranking import HISTORY_SHEET
 
@@ -138,7 +138,15 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
 
 def run_workbook(path: str | Path, command: str = "compute", today: dt.date | None = None,
                  status: Callable[[str], None] = lambda _: None) -> tuple[RunReport, Results | None, list[Problem]]:
-    """Validate (and with command="compute" compute) the workbook and write the results into it."""
+    """Validate (and with command="compute" compute) the workbook and write the results into it.
+    The cycle collector is paused for the run, as in compute: reading makes a dict per row and
+    pydantic a record per row, none in a cycle, and collections over them cost ≈ 0.3 s a 1M-row run."""
+    with collector_paused():
+        return _run_workbook(path, command, today, status)
+
+
+def _run_workbook(path: str | Path, command: str, today: dt.date | None,
+                  status: Callable[[str], None]) -> tuple[RunReport, Results | None, list[Problem]]:
     start = time.perf_counter()
     report = RunReport(workbook=str(path), command=command, exit_code=OK, message="")
     status("读取工作簿…")

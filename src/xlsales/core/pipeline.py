@@ -5,9 +5,11 @@ Adapters read sheets into these records and write the results back; this module 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import attrgetter
@@ -124,10 +126,18 @@ def compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
     """Run every rule of rules.md over the inputs. The collector is paused meanwhile: a run makes a
     few hundred thousand short-lived objects and no reference cycles, and full collections over the
     inputs' records would otherwise cost more than the work itself."""
+    with collector_paused():
+        return _compute(inputs, book, problems)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for a while (reference counting still frees everything that is
+    not in a cycle), back as it was afterwards."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _compute(inputs, book, problems)
+        yield
     finally:
         if was_enabled:
             gc.enable()
