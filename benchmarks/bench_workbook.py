@@ -31,6 +31,7 @@ from bench_reader import floor
 from xlsales.adapters.filerun import RunReport, sheets_to_write
 from xlsales.adapters.xlsx_reader import read_workbook
 from xlsales.adapters.xlsx_writer import SheetOut, write_sheets
+from xlsales.core.pipeline import collector_paused
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -40,7 +41,7 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
 
 
 def once(path: Path, today: dt.date | None) -> dict[str, tuple[float, float]]:
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, collector_paused():  # as run_workbook does
         copy = Path(folder) / path.name
         shutil.copyfile(path, copy)
         stages: dict[str, tuple[float, float]] = {}
