@@ -306,3 +306,20 @@ def test_the_run_report_names_the_board_it_wrote(tmp_path):
     report, _, _ = run_workbook(path, "compute", DEMO_DATE)
     assert report.sheets_written[-1] == "看板（xlsales）"
     assert openpyxl.load_workbook(path)["看板"]["A2"].value == "自己的看板"
+
+
+def test_a_copy_of_the_board_does_not_take_its_place(tmp_path, demo):
+    """Copying 看板 in Excel gives the copy a sheet-level copy of the mark: the workbook-wide one rules."""
+    path = plain_workbook(tmp_path / "book.xlsx", 看板副本=[["我复制的"]])
+    write_sheets(path, [board_sheet(dashboard(demo[0]))])
+    with zipfile.ZipFile(path) as z:
+        parts = {i: z.read(i) for i in z.infolist()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for info, data in parts.items():
+            if info.filename == "xl/workbook.xml":  # the copy's local name first, as Excel may order it
+                data = data.decode().replace(
+                    "<definedNames>", f'<definedNames><definedName name="{BOARD_MARK}" localSheetId="1" '
+                                      "hidden=\"1\">'看板副本'!$A$1</definedName>").encode()
+            z.writestr(info, data)
+    assert write_sheets(path, [board_sheet(dashboard(demo[0]))]) == [BOARD_SHEET]
+    assert openpyxl.load_workbook(path)["看板副本"]["A1"].value == "我复制的"

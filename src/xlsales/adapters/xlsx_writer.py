@@ -1530,11 +1530,13 @@ def _local_sheet(sid: int | None) -> str:
 
 
 def _marked_board(wb_xml: str, p: str) -> str | None:
-    """The sheet the board marker names (a board the tool wrote, even if renamed since), if any."""
-    m = re.search(rf"<{p}definedName\b[^>]*?\sname\s*=\s*[\"']{BOARD_MARK}[\"'][^>]*>(.*?)</{p}definedName>", wb_xml, re.S)
-    if m is None:
-        return None
-    return sheet_of_reference(html.unescape(m.group(1)))
+    """The sheet the board marker names (a board the tool wrote, even if renamed since), if any.
+    Only the workbook-wide name counts: Excel gives a copied sheet a sheet-level copy of it."""
+    for m in re.finditer(rf"<{p}definedName\b([^>]*?)>(.*?)</{p}definedName>", wb_xml, re.S):
+        attrs = m.group(1)
+        if re.search(rf"\sname\s*=\s*[\"']{BOARD_MARK}[\"']", attrs) and "localSheetId" not in attrs:
+            return sheet_of_reference(html.unescape(m.group(2)))
+    return None
 
 
 def sheet_of_reference(ref: str) -> str | None:
