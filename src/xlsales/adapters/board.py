@@ -59,12 +59,15 @@ def _ends(items: Sequence[Any]) -> list[Any]:
     return [*items[:half], *items[-half:]]
 
 
-class _Grid:
-    """Cells of the board, with a cursor for the data tables stacked in column R."""
+class _Layout:
+    """The board being laid out: its cells, the data tables stacked from column R, and the charts
+    placed down each of the two chart columns."""
 
     def __init__(self) -> None:
         self.cells: dict[tuple[int, int], BoardCell] = {}
-        self.next_row = TABLE_TOP
+        self.charts: list[ChartSpec] = []
+        self.table_row = TABLE_TOP
+        self.chart_row = dict.fromkeys(CHART_COLUMNS, TOP)
 
     def put(self, row: int, col: int, value: Any, kind: Kind = "text", bold: bool = False,
             fill: str | None = None) -> None:
@@ -72,7 +75,7 @@ class _Grid:
 
     def table(self, title: str, headers: Sequence[tuple[str, Kind]], rows: Sequence[Sequence[Any]]) -> tuple[int, int]:
         """A titled table in the data column; returns its first and last data row."""
-        top = self.next_row
+        top = self.table_row
         self.put(top, DATA_COL, title, bold=True)
         for j, (header, _) in enumerate(headers):
             self.put(top + 1, DATA_COL + j, header, bold=True, fill="header")
@@ -80,24 +83,53 @@ class _Grid:
             for j, value in enumerate(row):
                 self.put(top + 2 + i, DATA_COL + j, value, headers[j][1])
         first, last = top + 2, top + 1 + len(rows)
-        self.next_row = last + 2
+        self.table_row = last + 2
         return first, last
+
+    def place(self, col: int, height: int) -> tuple[int, int]:
+        """The top-left cell for something `height` pixels high, next down chart column `col`."""
+        row = self.chart_row[col]
+        self.chart_row[col] = row + math.ceil(height / ROW_PX) + 1
+        return row, col
+
+    def chart(self, col: int, kind: str, name: str, title: str, series: list[dict[str, Any]],
+              height: int = 288, **options: Any) -> None:
+        self.charts.append(ChartSpec(kind, series, self.place(col, height), CHART_WIDTH, height, name=name,
+                                     options={"title": {"name": title, "name_font": {"size": 12}}, **options}))
+
+    def note(self, col: int, text: str) -> None:
+        """Said instead of a chart that would be empty."""
+        row, _ = self.place(col, 2 * ROW_PX)
+        self.put(row, col, text)
 
 
 def _ref(first: int, last: int, offset: int) -> list[Any]:
     return [BOARD_SHEET, first, DATA_COL + offset, last, DATA_COL + offset]
 
 
-def _rows_for(height: int) -> int:
-    return math.ceil(height / ROW_PX) + 1
+def _cut_title(title: str, shown: int, total: int) -> str:
+    return title if shown == total else f"{title}（共 {total} 人，图中为前后各 {MAX_BARS // 2} 名）"
 
 
 def board_sheet(board: Dashboard) -> BoardOut:
-    grid = _Grid()
-    grid.put(0, 0, f"看板 · {board.month}", bold=True)
-    grid.put(1, 0, f"评估日期 {board.evaluation_date.isoformat()}。每次计算重新生成本页；图表的数据在 R 列起的表里，"
-                   "完整名单见“月度排名”“提成汇总”“关系评分”“商机预测”。")
+    out = _Layout()
+    _headline(out, board)
+    left, right = CHART_COLUMNS
+    _ranking(out, board, left)
+    _tiers(out, board, right)
+    _attainment(out, board, left)
+    _on_time(out, board, right)
+    _pipeline(out, board, right)
+    widths = {DATA_COL: 18.0, **{DATA_COL + j: 12.0 for j in range(1, 4)}}
+    return BoardOut(BOARD_SHEET, out.cells, widths, out.charts)
+
+
+def _headline(out: _Layout, board: Dashboard) -> None:
+    out.put(0, 0, f"看板 · {board.month}", bold=True)
+    out.put(1, 0, f"评估日期 {board.evaluation_date.isoformat()}。每次计算重新生成本页；图表的数据在 R 列起的表里，"
+                  "完整名单见“月度排名”“提成汇总”“关系评分”“商机预测”。")
     latest = next((r for r in reversed(board.on_time) if r.due), None)
+    customers = sum(t.customers for t in board.tiers)
     overview: list[tuple[str, Any, Kind, str]] = [  # label, value, kind, how the strip shows it
         ("团队年度订单（万元）", _wan(board.team_orders), "money", f"{_wan(board.team_orders):,} 万元"),
         ("保底完成率", _ratio(board.team_vs_floor), "percent", _pct(board.team_vs_floor)),
@@ -105,129 +137,97 @@ def board_sheet(board: Dashboard) -> BoardOut:
         ("加权商机（万元）", _wan(board.weighted_pipeline), "money", f"{_wan(board.weighted_pipeline):,} 万元"),
         (f"发放及时率（{latest.month}）" if latest else "发放及时率", _ratio(latest.rate) if latest else None, "percent",
          _pct(latest.rate) if latest else "—"),
-        ("客户数", sum(t.customers for t in board.tiers), "int", f"{sum(t.customers for t in board.tiers)} 家"),
+        ("客户数", customers, "int", f"{customers} 家"),
     ]
-    # the headline strip: text, so that it overflows into the empty cells beside it instead of ####
+    # the strip is text, so that it overflows into the empty cells beside it instead of showing ####
     for i, (label, _, _, shown) in enumerate(overview):
-        grid.put(3 + i // 3, (i % 3) * 5, f"{label.replace('（万元）', '')}：{shown}", bold=True)
-    grid.table("本月概览", [("指标", "text"), ("数值", "number")],
-               [[label, value] for label, value, _, _ in overview])
+        out.put(3 + i // 3, (i % 3) * 5, f"{label.replace('（万元）', '')}：{shown}", bold=True)
+    first, _ = out.table("本月概览", [("指标", "text"), ("数值", "number")], [[label, value] for label, value, _, _ in overview])
     for i, (_, value, kind, _) in enumerate(overview):  # each figure with its own format
-        grid.put(TABLE_TOP + 2 + i, DATA_COL + 1, value, kind if value is not None else "text")
+        out.put(first + i, DATA_COL + 1, value, kind if value is not None else "text")
 
-    charts: list[ChartSpec] = []
-    column_rows = {CHART_COLUMNS[0]: TOP, CHART_COLUMNS[1]: TOP}
 
-    def place(col: int, spec_height: int) -> tuple[int, int]:
-        row = column_rows[col]
-        column_rows[col] = row + _rows_for(spec_height)
-        return row, col
-
-    def note(col: int, text: str) -> None:
-        row, _ = place(col, 2 * ROW_PX)
-        grid.put(row, col, text)
-
-    # 1. the month's ranking, coloured by group: one series per group (blank elsewhere), overlapped
+def _ranking(out: _Layout, board: Dashboard, col: int) -> None:
+    """The month's ranking, coloured by group: one series per group (blank elsewhere), overlapped."""
     shown = _ends(board.ranking)
-    if shown:
-        title = f"{board.month} 月度排名 · 综合得分"
-        if len(shown) < len(board.ranking):
-            title += f"（共 {len(board.ranking)} 人，图中为前后各 {MAX_BARS // 2} 名）"
-        groups = list(Group)
-        first, last = grid.table(title, [("排名·姓名", "text"), *((g.value, "number") for g in groups)],
-                                 [[f"{r.rank}. {r.name}", *(r.score if r.group is g else None for g in groups)]
-                                  for r in shown])
-        height = max(288, 18 * len(shown) + 100)
-        series: list[dict[str, Any]] = [{"name": g.value, "categories": _ref(first, last, 0), "values": _ref(first, last, 1 + k),
-                   "fill": {"color": GROUP_COLOURS[g]}, "border": {"none": True}}
-                  for k, g in enumerate(groups)]
-        series[0].update({"overlap": 100, "gap": 40})
-        charts.append(ChartSpec("bar", series, place(CHART_COLUMNS[0], height), CHART_WIDTH, height, name="月度排名", options={
-            "title": {"name": title, "name_font": {"size": 12}},
-            "y_axis": {"reverse": True, "major_gridlines": {"visible": False}},  # the category axis of a bar chart
-            "x_axis": {"min": 0, "num_format": "0"},
-            "legend": {"position": "bottom"},
-        }))
-    else:
-        note(CHART_COLUMNS[0], "本月没有排名（没有在职且有目标的销售）")
+    if not shown:
+        out.note(col, "本月没有排名（没有在职且有目标的销售）")
+        return
+    title = _cut_title(f"{board.month} 月度排名 · 综合得分", len(shown), len(board.ranking))
+    groups = list(Group)
+    first, last = out.table(title, [("排名·姓名", "text"), *((g.value, "number") for g in groups)],
+                            [[f"{r.rank}. {r.name}", *(r.score if r.group is g else None for g in groups)] for r in shown])
+    series: list[dict[str, Any]] = [{"name": g.value, "categories": _ref(first, last, 0), "values": _ref(first, last, 1 + k),
+                                     "fill": {"color": GROUP_COLOURS[g]}, "border": {"none": True}}
+                                    for k, g in enumerate(groups)]
+    series[0].update({"overlap": 100, "gap": 40})
+    out.chart(col, "bar", "月度排名", title, series, height=max(288, 18 * len(shown) + 100),
+              y_axis={"reverse": True, "major_gridlines": {"visible": False}},  # a bar chart's category axis
+              x_axis={"min": 0, "num_format": "0"}, legend={"position": "bottom"})
 
-    # 2. the tiers of the customers
+
+def _tiers(out: _Layout, board: Dashboard, col: int) -> None:
     total = sum(t.customers for t in board.tiers)
-    first, last = grid.table("客户关系等级分布", [("等级", "text"), ("客户数", "int"), ("赢单概率", "percent")],
-                             [[t.tier.value, t.customers, t.probability] for t in board.tiers])
-    if total:
-        charts.append(ChartSpec("pie", [{
-            "name": "客户数", "categories": _ref(first, last, 0), "values": _ref(first, last, 1),
-            "points": [{"fill": {"color": TIER_COLOURS[t.tier]}} for t in board.tiers],
-            "data_labels": {"value": True, "percentage": True, "separator": "\n", "position": "best_fit"},
-        }], place(CHART_COLUMNS[1], 288), CHART_WIDTH, 288, name="客户等级分布", options={
-            "title": {"name": f"客户关系等级分布（共 {total} 家）", "name_font": {"size": 12}},
-            "legend": {"position": "right"},
-        }))
-    else:
-        note(CHART_COLUMNS[1], "还没有客户")
+    first, last = out.table("客户关系等级分布", [("等级", "text"), ("客户数", "int"), ("赢单概率", "percent")],
+                            [[t.tier.value, t.customers, t.probability] for t in board.tiers])
+    if not total:
+        out.note(col, "还没有客户")
+        return
+    out.chart(col, "pie", "客户等级分布", f"客户关系等级分布（共 {total} 家）", [{
+        "name": "客户数", "categories": _ref(first, last, 0), "values": _ref(first, last, 1),
+        "points": [{"fill": {"color": TIER_COLOURS[t.tier]}} for t in board.tiers],
+        "data_labels": {"value": True, "percentage": True, "separator": "\n", "position": "best_fit"},
+    }], legend={"position": "right"})
 
-    # 3. attainment against floor and challenge, per rep
-    shown_att = _ends(board.attainment)
-    if shown_att:
-        title = "年度订单 / 目标（保底、挑战）"
-        if len(shown_att) < len(board.attainment):
-            title += f"（共 {len(board.attainment)} 人，图中为前后各 {MAX_BARS // 2} 名）"
-        first, last = grid.table(title, [("姓名", "text"), ("保底完成率", "percent"), ("挑战完成率", "percent")],
-                                 [[a.name, _ratio(a.vs_floor), _ratio(a.vs_challenge)] for a in shown_att])
-        height = max(288, 34 * len(shown_att) + 100)  # two bars a rep, and room for every name
-        charts.append(ChartSpec("bar", [
-            {"name": "保底完成率", "categories": _ref(first, last, 0), "values": _ref(first, last, 1),
-             "fill": {"color": FLOOR_COLOUR}, "gap": 60},
-            {"name": "挑战完成率", "categories": _ref(first, last, 0), "values": _ref(first, last, 2),
-             "fill": {"color": CHALLENGE_COLOUR}},
-        ], place(CHART_COLUMNS[0], height), CHART_WIDTH, height, name="目标达成", options={
-            "title": {"name": title, "name_font": {"size": 12}},
-            "y_axis": {"reverse": True},
-            "x_axis": {"min": 0, "num_format": "0%", "major_gridlines": {"visible": True}},
-            "legend": {"position": "bottom"},
-        }))
-    else:
-        note(CHART_COLUMNS[0], "没有设定目标的销售：目标达成图为空")
 
-    # 4. on-time payout rate per month
+def _attainment(out: _Layout, board: Dashboard, col: int) -> None:
+    """Orders against the floor and challenge targets, per rep."""
+    shown = _ends(board.attainment)
+    if not shown:
+        out.note(col, "没有设定目标的销售：目标达成图为空")
+        return
+    title = _cut_title("年度订单 / 目标（保底、挑战）", len(shown), len(board.attainment))
+    first, last = out.table(title, [("姓名", "text"), ("保底完成率", "percent"), ("挑战完成率", "percent")],
+                            [[a.name, _ratio(a.vs_floor), _ratio(a.vs_challenge)] for a in shown])
+    out.chart(col, "bar", "目标达成", title, [
+        {"name": "保底完成率", "categories": _ref(first, last, 0), "values": _ref(first, last, 1),
+         "fill": {"color": FLOOR_COLOUR}, "gap": 60},
+        {"name": "挑战完成率", "categories": _ref(first, last, 0), "values": _ref(first, last, 2),
+         "fill": {"color": CHALLENGE_COLOUR}},
+    ], height=max(288, 34 * len(shown) + 100),  # two bars a rep, and room for every name
+        y_axis={"reverse": True}, x_axis={"min": 0, "num_format": "0%", "major_gridlines": {"visible": True}},
+        legend={"position": "bottom"})
+
+
+def _on_time(out: _Layout, board: Dashboard, col: int) -> None:
     months = [r for r in board.on_time if r.due][-ON_TIME_MONTHS:]
-    if months:
-        first, last = grid.table("发放及时率（按应发月份）", [("月份", "text"), ("应发行数", "int"), ("按时发放", "int"),
-                                                      ("及时率", "percent")],
-                                 [[r.month, r.due, r.on_time, _ratio(r.rate)] for r in months])
-        charts.append(ChartSpec("line", [{
-            "name": "及时率", "categories": _ref(first, last, 0), "values": _ref(first, last, 3),
-            "line": {"color": LINE_COLOUR, "width": 2.25}, "marker": {"type": "circle", "size": 6,
-                                                                     "fill": {"color": LINE_COLOUR}},
-            "data_labels": {"value": True, "position": "above", "num_format": "0%"},
-        }], place(CHART_COLUMNS[1], 288), CHART_WIDTH, 288, name="发放及时率", options={
-            "title": {"name": "发放及时率（次日发放，按应发月份）", "name_font": {"size": 12}},
-            "y_axis": {"min": 0, "max": 1, "num_format": "0%"},
-            "legend": {"none": True},
-        }))
-    else:
-        note(CHART_COLUMNS[1], "还没有到期的发放行：及时率图为空")
+    if not months:
+        out.note(col, "还没有到期的发放行：及时率图为空")
+        return
+    first, last = out.table("发放及时率（按应发月份）", [("月份", "text"), ("应发行数", "int"), ("按时发放", "int"),
+                                                  ("及时率", "percent")],
+                            [[r.month, r.due, r.on_time, _ratio(r.rate)] for r in months])
+    out.chart(col, "line", "发放及时率", "发放及时率（次日发放，按应发月份）", [{
+        "name": "及时率", "categories": _ref(first, last, 0), "values": _ref(first, last, 3),
+        "line": {"color": LINE_COLOUR, "width": 2.25},
+        "marker": {"type": "circle", "size": 6, "fill": {"color": LINE_COLOUR}},
+        "data_labels": {"value": True, "position": "above", "num_format": "0%"},
+    }], y_axis={"min": 0, "max": 1, "num_format": "0%"}, legend={"none": True})
 
-    # 5. weighted pipeline by expected signing month
-    if board.pipeline:
-        first, last = grid.table("跟进中商机（按预计签约月）", [("预计签约月", "text"), ("商机数", "int"),
-                                                       ("金额（万元）", "money"), ("加权金额（万元）", "money")],
-                                 [[m.month, m.opportunities, _wan(m.amount), _wan(m.weighted)] for m in board.pipeline])
-        undated = any(m.month == UNDATED for m in board.pipeline)
-        charts.append(ChartSpec("column", [
-            {"name": "金额（万元）", "categories": _ref(first, last, 0), "values": _ref(first, last, 2),
-             "fill": {"color": PIPELINE_COLOUR}, "overlap": 100, "gap": 50},
-            {"name": "加权金额（万元）", "categories": _ref(first, last, 0), "values": _ref(first, last, 3),
-             "fill": {"color": WEIGHTED_COLOUR}},
-        ], place(CHART_COLUMNS[1], 288), CHART_WIDTH, 288, name="加权商机", options={
-            "title": {"name": "跟进中商机 · 按预计签约月（万元）" + ("（“未填”：没有或看不懂预计签约月）" if undated else ""),
-                      "name_font": {"size": 12}},
-            "y_axis": {"min": 0, "num_format": "#,##0"},
-            "legend": {"position": "bottom"},
-        }))
-    else:
-        note(CHART_COLUMNS[1], "没有跟进中的商机：商机图为空")
 
-    widths = {DATA_COL: 18.0, **{DATA_COL + j: 12.0 for j in range(1, 4)}}
-    return BoardOut(BOARD_SHEET, grid.cells, widths, charts)
+def _pipeline(out: _Layout, board: Dashboard, col: int) -> None:
+    """Open opportunities' amount and weighted amount by expected signing month."""
+    if not board.pipeline:
+        out.note(col, "没有跟进中的商机：商机图为空")
+        return
+    first, last = out.table("跟进中商机（按预计签约月）", [("预计签约月", "text"), ("商机数", "int"),
+                                                  ("金额（万元）", "money"), ("加权金额（万元）", "money")],
+                            [[m.month, m.opportunities, _wan(m.amount), _wan(m.weighted)] for m in board.pipeline])
+    undated = any(m.month == UNDATED for m in board.pipeline)
+    out.chart(col, "column", "加权商机",
+              "跟进中商机 · 按预计签约月（万元）" + ("（“未填”：没有或看不懂预计签约月）" if undated else ""), [
+                  {"name": "金额（万元）", "categories": _ref(first, last, 0), "values": _ref(first, last, 2),
+                   "fill": {"color": PIPELINE_COLOUR}, "overlap": 100, "gap": 50},
+                  {"name": "加权金额（万元）", "categories": _ref(first, last, 0), "values": _ref(first, last, 3),
+                   "fill": {"color": WEIGHTED_COLOUR}},
+              ], y_axis={"min": 0, "num_format": "#,##0"}, legend={"position": "bottom"})
