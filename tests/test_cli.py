@@ -205,7 +205,27 @@ def test_a_run_pauses_the_cycle_collector_and_gives_it_back(golden, monkeypatch)
 
     seen: list[bool] = []
     real = filerun.read_workbook
-    monkeypatch.setattr(filerun, "read_workbook", lambda path: seen.append(gc.isenabled()) or real(path))
+    monkeypatch.setattr(filerun, "read_workbook", lambda path, **kw: seen.append(gc.isenabled()) or real(path, **kw))
     assert gc.isenabled()
     report, _, _ = filerun.run_workbook(golden, "compute")
     assert report.exit_code == 0 and seen == [False] and gc.isenabled()
+
+
+def test_the_small_sheets_validated_while_the_log_loads_give_the_same_run(tmp_path):
+    from xlsales.adapters.filerun import RunReport, early_intake, sheets_to_write
+    from xlsales.adapters.xlsx_reader import read_workbook
+    from xlsales.adapters.xlsx_writer import SheetOut
+    from xlsales.demo import DEMO_DATE
+
+    demo = tmp_path / "demo.xlsx"
+    assert main(["demo", str(demo)]) == 0  # planted errors in the log and in small sheets
+    runs = []
+    for early in (False, True):
+        hook, done = early_intake(DEMO_DATE)
+        data = read_workbook(demo, while_log_loads=hook if early else None)
+        assert len(done) == early  # the hook ran once, after the small sheets
+        report = RunReport(workbook=str(demo), command="compute", exit_code=0, message="")
+        sheets, _, problems = sheets_to_write(data, "compute", DEMO_DATE, lambda _: None, report,
+                                              done[0] if early else None)
+        runs.append((problems.items, [(s.name, s.rows) for s in sheets if isinstance(s, SheetOut)]))
+    assert runs[0] == runs[1] and any(p.is_error for p in runs[0][0])

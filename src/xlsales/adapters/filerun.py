@@ -11,19 +11,21 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from xlsales.adapters.sheets import PROBLEM_SHEET, SUMMARY_SHEET, cell_lookup, problems_sheet, result_sheets
 from xlsales.adapters.xlsx_reader import WorkbookData, WorkbookUnusable, read_workbook
 from xlsales.adapters.xlsx_writer import NotAWorkbook, OutSheet, WorkbookLocked, check_writable, write_sheets
+from xlsales.core.activity import ActivityLog
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.money import pct
 from xlsales.core.payouts import PAYOUT_SHEET
-from xlsales.core.pipeline import Results, collector_paused, compute
+from xlsales.core.pipeline import Inputs, Results, collector_paused, compute
 from xlsales.core.problems import Level, Problem, Problems
 from xlsales.core.ranking import HISTORY_SHEET
+from xlsales.core.rulebook import Rulebook
 
 # Sheets whose rows carry what finance and earlier months left behind: if they cannot be read
 # whole, rewriting them would lose a 实发日期 or a month of history, so the run stops instead.
@@ -103,13 +105,40 @@ def emit(report: Report, as_json: bool) -> int:
     return report.exit_code
 
 
+@dataclass
+class EarlyIntake:
+    """The small sheets validated while the log was still loading (see read_workbook): the rulebook,
+    the records with an empty log, and their problems, kept apart to be added after the reader's."""
+
+    book: Rulebook | None
+    inputs: Inputs
+    problems: Problems
+
+
+def early_intake(today: dt.date | None) -> tuple[Callable[[dict[str, list[dict[str, Any]]]], None], list[EarlyIntake]]:
+    """A `while_log_loads` hook for read_workbook, and where its result will be."""
+    done: list[EarlyIntake] = []
+
+    def intake(tables: dict[str, list[dict[str, Any]]]) -> None:
+        problems = Problems()
+        book, inputs = read_workbook_tables(tables, today or dt.date.today(), problems, log=ActivityLog.empty())
+        done.append(EarlyIntake(book, inputs, problems))
+
+    return intake, done
+
+
 def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, status: Callable[[str], None],
-                    report: RunReport) -> tuple[list[OutSheet], Results | None, Problems]:
+                    report: RunReport, early: EarlyIntake | None = None) -> tuple[list[OutSheet], Results | None, Problems]:
     """Validate and compute what was read, and decide which sheets to write (shared by the file run
-    and the buttons in live Excel). command: "validate", "compute" or "payouts" (the payout sheets)."""
+    and the buttons in live Excel). command: "validate", "compute" or "payouts" (the payout sheets).
+    `early`: the small sheets' intake, done while the log loaded (the same problems, in the same order)."""
     problems = Problems()
     problems.extend(data.problems)
-    book, inputs = read_workbook_tables(data.tables, today or dt.date.today(), problems, log=data.log)
+    if early is None:
+        book, inputs = read_workbook_tables(data.tables, today or dt.date.today(), problems, log=data.log)
+    else:
+        problems.extend(early.problems.items)
+        book, inputs = early.book, replace(early.inputs, log=data.log if data.log is not None else ActivityLog.empty())
     report.rows_read = {sheet: len(rows) for sheet, rows in data.tables.items()}
     if data.log is not None:
         report.rows_read["客户关系记录"] = len(data.log)
@@ -154,11 +183,12 @@ def _run_workbook(path: str | Path, command: str, today: dt.date | None,
     status("读取工作簿…")
     try:
         check_writable(path)
-        data = read_workbook(path)
+        intake, early = early_intake(today)
+        data = read_workbook(path, while_log_loads=intake)
     except (WorkbookUnusable, WorkbookLocked, NotAWorkbook) as exc:
         report.exit_code, report.message = UNUSABLE, str(exc)
         return report, None, []
-    sheets, results, problems = sheets_to_write(data, command, today, status, report)
+    sheets, results, problems = sheets_to_write(data, command, today, status, report, early[0] if early else None)
     status("写回工作簿…")
     try:
         report.sheets_written = write_sheets(path, sheets)  # the names they got (see the board's)

@@ -47,11 +47,12 @@ from xlsales.core.activity import LOG_HEADERS, LOG_SCHEMA, LOG_SHEET, ActivityLo
 from xlsales.core.models import MONTH_HEADERS
 from xlsales.core.payouts import COLLECTION_SHEET, PAYOUT_SHEET, PROGRESS_SHEET
 from xlsales.core.people import FIVE_WORD_SHEET
-from xlsales.core.pipeline import CUSTOMER_SHEET, OPPORTUNITY_SHEET, ORDER_SHEET, REP_SHEET
+from xlsales.core.pipeline import CUSTOMER_SHEET, ORDER_SHEET, REP_SHEET
 from xlsales.core.problems import Level, Problem
 from xlsales.core.ranking import HISTORY_SHEET
 from xlsales.core.rulebook import BAND_SHEET, CATALOG_SHEET, PARAM_SHEET, ROLE_SHEET, STAGE_SHEET, TIER_SHEET
 from xlsales.core.targets import TARGET_SHEET
+from xlsales.core.tiers import OPPORTUNITY_SHEET
 
 # --- the contract (shared/spec/workbook.md): sheets read, their required headers, date columns ---
 
@@ -1201,20 +1202,24 @@ def _count_message(text: str) -> str:
 
 # --- the entry point ------------------------------------------------------------------------
 
-def read_workbook(path: str | Path) -> WorkbookData:
+def read_workbook(path: str | Path,
+                  while_log_loads: Callable[[dict[str, list[dict[str, Any]]]], None] | None = None) -> WorkbookData:
     """Read every contract sheet of the workbook. Raises WorkbookUnusable when the file cannot be
-    read at all; everything else (a missing sheet or column, a bad cell) is a problem in the result."""
+    read at all; everything else (a missing sheet or column, a bad cell) is a problem in the result.
+
+    `while_log_loads(tables)` is called with the small sheets once they are read, before the log is
+    waited for: a big log is read in a second process, and this one can do other work meanwhile."""
     path = Path(path)
     package = _Package(path)
     try:
-        return _read(package)
+        return _read(package, while_log_loads)
     except (zipfile.BadZipFile, OSError, EOFError, expat.ExpatError, KeyError, RuntimeError) as exc:
         raise WorkbookUnusable(f"{path.name} 已损坏，无法读取：请用 Excel 打开并另存后重试（{exc}）") from None
     finally:
         package.close()
 
 
-def _read(package: _Package) -> WorkbookData:
+def _read(package: _Package, while_log_loads: Callable[[dict[str, list[dict[str, Any]]]], None] | None) -> WorkbookData:
     problems: list[Problem] = []
     tables: dict[str, list[dict[str, Any]]] = {}
     columns: dict[str, dict[str, str]] = {}
@@ -1236,6 +1241,8 @@ def _read(package: _Package) -> WorkbookData:
         for sheet in sorted(wanted, key=lambda s: order.get(s, 0)):
             if sheet != LOG_SHEET:
                 _read_table(package, reader, sheet, problems, tables, columns)
+        if while_log_loads is not None:
+            while_log_loads(tables)
         if log_read is not None:
             assert log_part is not None
             log = _finish_log(package, reader, log_part, log_read, problems)
