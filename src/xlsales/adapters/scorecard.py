@@ -49,6 +49,7 @@ from xlsales.adapters.xlsx_reader import (
     _SheetReader,
     _text_date,
     serial_to_date,
+    text_columns,
 )
 from xlsales.adapters.xlsx_writer import NotAWorkbook, WorkbookLocked, check_writable
 from xlsales.core.activity import LOG_SHEET
@@ -487,22 +488,9 @@ def _book_log(path: Path, reps: set[str]) -> tuple[str, dict[str, int], Counter[
 def _count_fast(path: Path, title: str, headers: Mapping[str, int], reps: set[str]) -> Counter[tuple[str | None, ...]] | None:
     """The reps' entries through calamine (fastexcel), every column as text, filtered by 工号 in polars
     before any Python sees a row. None when fastexcel is missing or fails (the exact reader then counts)."""
-    try:
-        import fastexcel
-    except ImportError:
-        return None
     order = sorted({headers[h] for h in LOG_HEADERS})
-    try:
-        reader = fastexcel.read_excel(str(path))
-        try:
-            import pyarrow  # noqa: F401  (the eager load needs it)
-
-            frame = pl.from_arrow(reader.load_sheet_eager(title, header_row=0, use_columns=order, dtypes="string"))
-        except ImportError:
-            frame = pl.DataFrame(reader.load_sheet(title, header_row=0, use_columns=order, dtypes="string"))
-    except Exception:  # fastexcel's own error types
-        return None
-    if not isinstance(frame, pl.DataFrame) or frame.width != len(order):
+    frame = text_columns(path, title, order)
+    if frame is None:
         return None
     names = dict(zip(order, frame.columns, strict=True))
     if any(names[headers[h]].strip() != h for h in LOG_HEADERS):

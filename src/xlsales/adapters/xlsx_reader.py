@@ -901,26 +901,31 @@ def _log_columns(wanted: dict[str, int]) -> list[int]:
     return sorted({wanted[h] for h in LOG_COLUMNS})
 
 
-def _log_frame_fast(path: Path, sheet: str, wanted: dict[str, int]) -> pl.DataFrame | None:
-    """The log's columns as text, read by calamine (fastexcel) in this process; None when
-    fastexcel is missing or fails (the caller then uses the exact reader)."""
+def text_columns(path: Path, sheet: str, columns: list[int]) -> pl.DataFrame | None:
+    """Some columns (0-based, ascending) of a sheet, every cell as text, read by calamine (fastexcel)
+    in this process, named by their header row. None when fastexcel is missing or fails, or the
+    columns are not all there: the callers then use the exact reader."""
     try:
         import fastexcel
     except ImportError:
         return None
-    order = _log_columns(wanted)
     try:
         reader = fastexcel.read_excel(str(path))
         try:
             import pyarrow  # noqa: F401  (the eager load needs it and is much faster)
 
-            frame = pl.from_arrow(reader.load_sheet_eager(sheet, header_row=0, use_columns=order, dtypes="string"))
+            frame = pl.from_arrow(reader.load_sheet_eager(sheet, header_row=0, use_columns=columns, dtypes="string"))
         except ImportError:
-            frame = pl.DataFrame(reader.load_sheet(sheet, header_row=0, use_columns=order, dtypes="string"))
-    except Exception:  # fastexcel raises its own error types; the exact reader is the fallback
+            frame = pl.DataFrame(reader.load_sheet(sheet, header_row=0, use_columns=columns, dtypes="string"))
+    except Exception:  # fastexcel raises its own error types
         return None
-    assert isinstance(frame, pl.DataFrame)
-    return _shape_log(frame, wanted)
+    return frame if isinstance(frame, pl.DataFrame) and frame.width == len(columns) else None
+
+
+def _log_frame_fast(path: Path, sheet: str, wanted: dict[str, int]) -> pl.DataFrame | None:
+    """The log's columns as text, read by calamine in this process (None: use the exact reader)."""
+    frame = text_columns(path, sheet, _log_columns(wanted))
+    return None if frame is None else _shape_log(frame, wanted)
 
 
 def _shape_log(frame: pl.DataFrame, wanted: dict[str, int]) -> pl.DataFrame | None:
