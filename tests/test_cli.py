@@ -229,3 +229,34 @@ def test_the_small_sheets_validated_while_the_log_loads_give_the_same_run(tmp_pa
                                               done[0] if early else None)
         runs.append((problems.items, [(s.name, s.rows) for s in sheets if isinstance(s, SheetOut)]))
     assert runs[0] == runs[1] and any(p.is_error for p in runs[0][0])
+
+
+def test_the_command_line_starts_a_big_logs_read_before_importing_the_engine(tmp_path, monkeypatch, capsys):
+    """`compute` starts the log's second process first (log_prefetch), so importing the command line
+    must not pull in polars, pydantic or the engine; the run then adopts that process and gives the
+    same sheets as a run without it."""
+    import subprocess
+    import sys
+
+    from xlsales.adapters import log_prefetch
+
+    probe = "import sys, xlsales.cli; print(sorted(m for m in ('polars', 'pydantic', 'xlsales.core') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+    pytest.importorskip("fastexcel")
+    pytest.importorskip("pyarrow")
+    demo = tmp_path / "demo.xlsx"
+    assert main(["demo", str(demo)]) == 0
+    plain, early = tmp_path / "plain.xlsx", tmp_path / "early.xlsx"
+    plain.write_bytes(demo.read_bytes())
+    early.write_bytes(demo.read_bytes())
+    assert main(["compute", str(plain)]) == 1
+    monkeypatch.setattr(log_prefetch, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(log_prefetch, "spare_core", lambda: True)
+    children: list[log_prefetch.LogChild] = []
+    start = log_prefetch.LogChild.__init__
+    monkeypatch.setattr(log_prefetch.LogChild, "__init__", lambda self, *a: (children.append(self), start(self, *a))[1])
+    assert main(["compute", str(early)]) == 1
+    assert len(children) == 1 and children[0].proc is None  # the reader adopted it (no second one), cleaned up
+    for sheet in (*OUTPUTS, *EXTRA_OUTPUT_COLUMNS):
+        assert sheet_rows(early, sheet) == sheet_rows(plain, sheet), sheet

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from xlsales.adapters import xlsx_reader
+from xlsales.adapters import log_prefetch, xlsx_reader
 from xlsales.adapters.xlsx_reader import (
     REQUIRED_HEADERS,
     WorkbookData,
@@ -457,11 +457,12 @@ def test_big_log_is_read_in_a_second_process_with_the_same_result(tmp_path, monk
     pytest.importorskip("pyarrow")
     path = write_book(tmp_path / "p.xlsx", demo_tables())
     in_process = read_workbook(path)
-    monkeypatch.setattr(xlsx_reader, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(xlsx_reader, "_spare_core", lambda: True)
+    monkeypatch.setattr(log_prefetch, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(log_prefetch, "spare_core", lambda: True)
     started: list[Any] = []
-    original = xlsx_reader._LogRead._start
-    monkeypatch.setattr(xlsx_reader._LogRead, "_start", lambda self: (started.append(self), original(self)))
+    original = log_prefetch.LogChild.__init__
+    monkeypatch.setattr(log_prefetch.LogChild, "__init__",
+                        lambda self, *a: (started.append(self), original(self, *a))[1])
     in_child = read_workbook(path)
     assert started and started[0].proc is None and started[0].out is None  # waited for and cleaned up
     assert in_child.log is not None and in_process.log is not None and in_child.log.frame.equals(in_process.log.frame)
@@ -473,11 +474,82 @@ def test_a_failing_second_process_falls_back(tmp_path, monkeypatch):
     pytest.importorskip("pyarrow")
     path = write_book(tmp_path / "p.xlsx", small_tables())
     expected = read_workbook(path)
-    monkeypatch.setattr(xlsx_reader, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(xlsx_reader, "_spare_core", lambda: True)
-    monkeypatch.setattr(xlsx_reader, "_CHILD", "import sys; sys.exit(3)")
+    monkeypatch.setattr(log_prefetch, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(log_prefetch, "spare_core", lambda: True)
+    monkeypatch.setattr(log_prefetch, "CHILD", "import sys; sys.exit(3)")
     data = read_workbook(path)
     assert data.log is not None and expected.log is not None and data.log.frame.equals(expected.log.frame)
+
+
+def test_prefetch_reads_the_columns_the_reader_checks():
+    assert set(log_prefetch.LOG_HEADERS) == set(xlsx_reader.LOG_COLUMNS)
+    assert log_prefetch.LOG_SHEET == LOG_SHEET
+
+
+def force_prefetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("fastexcel")
+    pytest.importorskip("pyarrow")
+    monkeypatch.setattr(log_prefetch, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(log_prefetch, "spare_core", lambda: True)
+
+
+def test_a_prefetched_log_read_is_adopted_with_the_same_result(tmp_path, monkeypatch):
+    """The command line starts the log's read by header text before its imports; the reader adopts
+    it (no second child) and gets exactly what it reads itself."""
+    path = write_book(tmp_path / "p.xlsx", demo_tables())
+    expected = read_workbook(path)
+    force_prefetch(monkeypatch)
+    child = log_prefetch.prefetch_log(path)
+    assert child is not None and child.proc is not None
+    started: list[Any] = []
+    monkeypatch.setattr(log_prefetch.LogChild, "__init__", lambda self, *a: started.append(a))
+    data = read_workbook(path, prefetched=child)
+    assert not started and child.proc is None and child.out is None  # adopted, waited for, cleaned up
+    assert data.log is not None and expected.log is not None and data.log.frame.equals(expected.log.frame)
+    assert data.problems == expected.problems and data.tables == expected.tables
+
+
+def test_a_prefetch_of_another_file_is_not_used(tmp_path, monkeypatch):
+    path = write_book(tmp_path / "p.xlsx", small_tables())
+    other_tables = small_tables()
+    other_tables[LOG_SHEET] = other_tables[LOG_SHEET][:2]
+    other = write_book(tmp_path / "other.xlsx", other_tables)
+    force_prefetch(monkeypatch)
+    child = log_prefetch.prefetch_log(other)
+    assert child is not None
+    out = child.out
+    data = read_workbook(path, prefetched=child)
+    assert child.proc is None and out is not None and not Path(out).exists()
+    assert data.log is not None and len(data.log) == 5
+
+
+@pytest.mark.parametrize("header", ["工号 ", "repeated"])
+def test_a_prefetch_that_cannot_match_the_headers_falls_back(tmp_path, monkeypatch, header):
+    """A header with a space after it (the child selects by exact text and fails), or a header that
+    appears twice (the child might pick the other one): the log is still read exactly."""
+    tables = small_tables()
+    headers = list(REQUIRED_HEADERS[LOG_SHEET])
+    if header == "repeated":
+        order = [*headers, "工号"]
+    else:
+        order = [header if h == "工号" else h for h in headers]  # write_book finds the values by stripped header
+    path = write_book(tmp_path / "h.xlsx", tables, order={LOG_SHEET: order})
+    expected = read_workbook(path)
+    force_prefetch(monkeypatch)
+    child = log_prefetch.prefetch_log(path)
+    assert child is not None
+    data = read_workbook(path, prefetched=child)
+    assert child.proc is None
+    assert data.log is not None and expected.log is not None and data.log.frame.equals(expected.log.frame)
+    assert len(data.log) == 5 and data.problems == expected.problems
+
+
+def test_no_prefetch_for_small_or_unreadable_files(tmp_path):
+    path = write_book(tmp_path / "p.xlsx", small_tables())
+    assert log_prefetch.prefetch_log(path) is None  # far below PARALLEL_MIN_BYTES
+    assert log_prefetch.prefetch_log(tmp_path / "missing.xlsx") is None
+    (tmp_path / "not.xlsx").write_text("hello")
+    assert log_prefetch.prefetch_log(tmp_path / "not.xlsx") is None
 
 
 @pytest.mark.parametrize("constant_memory", [False, True])

@@ -18,11 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from xlsales.core.intake import read_workbook_tables
-from xlsales.core.pipeline import compute
-from xlsales.core.problems import Problems
-from xlsales.demo import demo_tables
-from xlsales.report import print_results
+from xlsales.adapters.log_prefetch import LogChild, prefetch_log
+
+FILE_COMMANDS = ("compute", "validate")
 
 
 def _progress(quiet: bool) -> object:
@@ -34,15 +32,22 @@ def _progress(quiet: bool) -> object:
     return status
 
 
-def _run(args: argparse.Namespace, command: str) -> int:
+def _run(args: argparse.Namespace, command: str, prefetched: LogChild | None) -> int:
     from xlsales.adapters.filerun import emit, run_workbook  # file adapters load only when a file is used
 
     today = dt.date.fromisoformat(args.today) if args.today else None
-    report, _, _ = run_workbook(args.workbook, command, today=today, status=_progress(args.json))  # type: ignore[arg-type]
+    report, _, _ = run_workbook(args.workbook, command, today=today, status=_progress(args.json),  # type: ignore[arg-type]
+                                prefetched=prefetched)
     return emit(report, args.json)
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from xlsales.core.intake import read_workbook_tables
+    from xlsales.core.pipeline import compute
+    from xlsales.core.problems import Problems
+    from xlsales.demo import demo_tables
+    from xlsales.report import print_results
+
     if args.path:
         from xlsales.adapters.filerun import run_workbook
         from xlsales.adapters.sheets import write_tables
@@ -79,7 +84,27 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _early_log_read(argv: list[str]) -> LogChild | None:
+    """`compute`/`validate` on a big workbook: start reading its log in a second process before the
+    engine is imported (log_prefetch). The workbook is guessed from the raw arguments; a wrong guess
+    costs nothing, since the reader only adopts a child started on its own file."""
+    if len(argv) < 2 or argv[0] not in FILE_COMMANDS:
+        return None
+    workbook = next((a for a in argv[1:] if not a.startswith("-")), None)
+    return prefetch_log(workbook) if workbook else None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    prefetched = _early_log_read(argv)
+    try:
+        return _main(argv, prefetched)
+    finally:
+        if prefetched is not None:
+            prefetched.close()
+
+
+def _main(argv: list[str], prefetched: LogChild | None) -> int:
     parser = argparse.ArgumentParser(prog="xlsales", description="大客户销售：关系评分、提成发放与月度排名")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -97,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("workbook")
         sub.add_argument("--json", action="store_true", help="输出机器可读的 JSON 摘要")
         sub.add_argument("--today", help="把“今天”设为这个日期（YYYY-MM-DD），用于 参数 评估日期 留空时")
-        sub.set_defaults(run=lambda a, n=name: _run(a, n))
+        sub.set_defaults(run=lambda a, n=name: _run(a, n, prefetched))
 
     from xlsales.adapters.scorecard import add_import_command
     from xlsales.adapters.statements import add_statements_command

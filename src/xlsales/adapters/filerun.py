@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from xlsales.adapters.log_prefetch import LogChild
 from xlsales.adapters.sheets import PROBLEM_SHEET, SUMMARY_SHEET, cell_lookup, problems_sheet, result_sheets
 from xlsales.adapters.xlsx_reader import WorkbookData, WorkbookUnusable, read_workbook
 from xlsales.adapters.xlsx_writer import NotAWorkbook, OutSheet, WorkbookLocked, check_writable, write_sheets
@@ -166,25 +167,31 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
 
 
 def run_workbook(path: str | Path, command: str = "compute", today: dt.date | None = None,
-                 status: Callable[[str], None] = lambda _: None) -> tuple[RunReport, Results | None, list[Problem]]:
+                 status: Callable[[str], None] = lambda _: None,
+                 prefetched: LogChild | None = None) -> tuple[RunReport, Results | None, list[Problem]]:
     """Validate (and with command="compute" compute) the workbook and write the results into it.
     The cycle collector is paused for the run, as in compute: reading makes a dict per row, pydantic
     a record per row and the result sheets a list per row, all freed by reference counting; the
     collector's passes over them cost 1–2 s of an 11–13 s run on a 1M-row workbook (alternating
-    runs, 2026-11-27). Any cycle left is collected when it resumes."""
-    with collector_paused():
-        return _run_workbook(path, command, today, status)
+    runs, 2026-11-27). Any cycle left is collected when it resumes.
+    `prefetched`: the log's read, started by the command line before its imports (see log_prefetch)."""
+    try:
+        with collector_paused():
+            return _run_workbook(path, command, today, status, prefetched)
+    finally:
+        if prefetched is not None:
+            prefetched.close()  # read_workbook closes it; this covers a run that stopped before reading
 
 
-def _run_workbook(path: str | Path, command: str, today: dt.date | None,
-                  status: Callable[[str], None]) -> tuple[RunReport, Results | None, list[Problem]]:
+def _run_workbook(path: str | Path, command: str, today: dt.date | None, status: Callable[[str], None],
+                  prefetched: LogChild | None) -> tuple[RunReport, Results | None, list[Problem]]:
     start = time.perf_counter()
     report = RunReport(workbook=str(path), command=command, exit_code=OK, message="")
     status("读取工作簿…")
     try:
         check_writable(path)
         intake, early = early_intake(today)
-        data = read_workbook(path, while_log_loads=intake)
+        data = read_workbook(path, while_log_loads=intake, prefetched=prefetched)
     except (WorkbookUnusable, WorkbookLocked, NotAWorkbook) as exc:
         report.exit_code, report.message = UNUSABLE, str(exc)
         return report, None, []

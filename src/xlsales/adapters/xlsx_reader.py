@@ -24,13 +24,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import html
-import importlib.util
-import os
 import posixpath
 import re
-import subprocess
-import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +36,8 @@ from xml.parsers import expat
 
 import polars as pl
 
+from xlsales.adapters import log_prefetch
+from xlsales.adapters.log_prefetch import LogChild
 from xlsales.adapters.xlsx_writer import column_letter
 from xlsales.core.accounts import THREE_C_SHEET
 from xlsales.core.activity import LOG_HEADERS, LOG_SCHEMA, LOG_SHEET, ActivityLog
@@ -925,60 +922,30 @@ def text_columns(path: Path, sheet: str, columns: list[int]) -> pl.DataFrame | N
 def _log_frame_fast(path: Path, sheet: str, wanted: dict[str, int]) -> pl.DataFrame | None:
     """The log's columns as text, read by calamine in this process (None: use the exact reader)."""
     frame = text_columns(path, sheet, _log_columns(wanted))
-    return None if frame is None else _shape_log(frame, wanted)
+    return None if frame is None else _shape_log(frame)
 
 
-def _shape_log(frame: pl.DataFrame, wanted: dict[str, int]) -> pl.DataFrame | None:
-    """calamine's frame (columns named by their header, in sheet order) -> one text column per
-    log header plus `row` (row i of the frame is sheet row i + 2). None if it is not what was asked."""
-    order = _log_columns(wanted)
-    if frame.width != len(order):
+def _shape_log(frame: pl.DataFrame) -> pl.DataFrame | None:
+    """calamine's frame (columns named by their header text) -> one text column per log header plus
+    `row` (row i of the frame is sheet row i + 2). None if it is not exactly the log's columns."""
+    names = {name.strip(): name for name in frame.columns}
+    if frame.width != len(LOG_COLUMNS) or len(names) != frame.width or any(h not in names for h in LOG_COLUMNS):
         return None
-    names = dict(zip(order, frame.columns, strict=True))
-    header_of = {index: header for header, index in wanted.items() if header in LOG_COLUMNS}
-    if any(name.strip() != header_of[index] for index, name in names.items()):
-        return None
-    frame = frame.select([pl.col(names[wanted[h]]).cast(pl.String).alias(h) for h in LOG_COLUMNS])
+    frame = frame.select([pl.col(names[h]).cast(pl.String).alias(h) for h in LOG_COLUMNS])
     return frame.with_row_index("row", offset=2).with_columns(pl.col("row").cast(pl.Int64))
 
 
-# A log sheet this big (uncompressed XML; 1M rows are about 260 MB) is read by calamine in a second
-# process while this one reads the small sheets: on two cores that hides them (about a second).
-PARALLEL_MIN_BYTES = 32 << 20
-
-_CHILD = """
-import sys
-import fastexcel, pyarrow as pa, pyarrow.ipc as ipc
-path, sheet, columns, out = sys.argv[1], sys.argv[2], [int(c) for c in sys.argv[3].split(",")], sys.argv[4]
-batch = fastexcel.read_excel(path).load_sheet_eager(sheet, header_row=0, use_columns=columns, dtypes="string")
-with pa.OSFile(out, "wb") as sink, ipc.new_file(sink, batch.schema) as writer:
-    writer.write_batch(batch)
-"""
-
-
-def _spare_core() -> bool:
-    """Whether a second process would get a core of its own. Measured on 2 cores with a 1M-row log:
-    0.6 s faster when idle, 0.3 s slower with one core taken by another job (the load average)."""
-    cpus = os.cpu_count() or 1
-    if cpus < 2:
-        return False
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # Windows has no load average
-        return True
-    return load <= cpus - 0.75
-
-
 class _LogRead:
-    """Reading the log with calamine: started early (in a second process when it pays), finished
-    after the small sheets. `frame()` falls back to this process, `close()` never leaves anything."""
+    """Reading the log with calamine: started early in a second process when it pays (or adopted
+    from the command line's prefetch, see log_prefetch), finished after the small sheets. `frame()`
+    falls back to this process, `close()` never leaves anything behind."""
 
-    def __init__(self, package: _Package, part: str, sheet: str, wanted: dict[str, int]) -> None:
+    def __init__(self, package: _Package, part: str, sheet: str, wanted: dict[str, int],
+                 prefetched: LogChild | None = None) -> None:
         self.path, self.sheet, self.wanted = package.path, sheet, wanted
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.out: str | None = None
-        if self._worth_a_process(package, part):
-            self._start()
+        self.child = prefetched
+        if self.child is None and self._worth_a_process(package, part):
+            self.child = LogChild(self.path, sheet, _log_columns(wanted))
 
     @staticmethod
     def _worth_a_process(package: _Package, part: str) -> bool:
@@ -986,28 +953,16 @@ class _LogRead:
             size = package.zip.getinfo(package.member(part)).file_size
         except KeyError:
             return False
-        return (size >= PARALLEL_MIN_BYTES and bool(sys.executable) and _spare_core()
-                and importlib.util.find_spec("fastexcel") is not None and importlib.util.find_spec("pyarrow") is not None)
-
-    def _start(self) -> None:
-        try:
-            handle, self.out = tempfile.mkstemp(prefix="xlsales-log-", suffix=".arrow")
-            os.close(handle)
-            columns = ",".join(str(c) for c in _log_columns(self.wanted))
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(self.path), self.sheet, columns, self.out],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
-        except OSError:
-            self.close()
+        return size >= log_prefetch.PARALLEL_MIN_BYTES and log_prefetch.can_start()
 
     def frame(self) -> pl.DataFrame | None:
         shaped = None
-        if self.proc is not None and self.out is not None:
+        if self.child is not None:
             try:
-                if self.proc.wait() == 0:
-                    with open(self.out, "rb") as stream:
-                        shaped = _shape_log(pl.read_ipc(stream), self.wanted)
+                out = self.child.wait()
+                if out is not None:
+                    with open(out, "rb") as stream:
+                        shaped = _shape_log(pl.read_ipc(stream))
             except (OSError, pl.exceptions.PolarsError):
                 shaped = None
             finally:
@@ -1015,14 +970,9 @@ class _LogRead:
         return shaped if shaped is not None else _log_frame_fast(self.path, self.sheet, self.wanted)
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-        if self.out is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.out)
-            self.out = None
+        if self.child is not None:
+            self.child.close()
+            self.child = None
 
 
 def _code_text(value: int | Decimal) -> str:
@@ -1208,23 +1158,35 @@ def _count_message(text: str) -> str:
 # --- the entry point ------------------------------------------------------------------------
 
 def read_workbook(path: str | Path,
-                  while_log_loads: Callable[[dict[str, list[dict[str, Any]]]], None] | None = None) -> WorkbookData:
+                  while_log_loads: Callable[[dict[str, list[dict[str, Any]]]], None] | None = None,
+                  prefetched: LogChild | None = None) -> WorkbookData:
     """Read every contract sheet of the workbook. Raises WorkbookUnusable when the file cannot be
     read at all; everything else (a missing sheet or column, a bad cell) is a problem in the result.
 
     `while_log_loads(tables)` is called with the small sheets once they are read, before the log is
-    waited for: a big log is read in a second process, and this one can do other work meanwhile."""
+    waited for: a big log is read in a second process, and this one can do other work meanwhile.
+    `prefetched`: that process, already started on this file by log_prefetch.prefetch_log (it is
+    used if the log's headers are as expected, and closed in any case)."""
     path = Path(path)
-    package = _Package(path)
+    if prefetched is not None and not prefetched.is_for(path):
+        prefetched.close()
+        prefetched = None
     try:
-        return _read(package, while_log_loads)
+        package = _Package(path)
+    except BaseException:
+        if prefetched is not None:
+            prefetched.close()
+        raise
+    try:
+        return _read(package, while_log_loads, prefetched)
     except (zipfile.BadZipFile, OSError, EOFError, expat.ExpatError, KeyError, RuntimeError) as exc:
         raise WorkbookUnusable(f"{path.name} 已损坏，无法读取：请用 Excel 打开并另存后重试（{exc}）") from None
     finally:
         package.close()
 
 
-def _read(package: _Package, while_log_loads: Callable[[dict[str, list[dict[str, Any]]]], None] | None) -> WorkbookData:
+def _read(package: _Package, while_log_loads: Callable[[dict[str, list[dict[str, Any]]]], None] | None,
+          prefetched: LogChild | None) -> WorkbookData:
     problems: list[Problem] = []
     tables: dict[str, list[dict[str, Any]]] = {}
     columns: dict[str, dict[str, str]] = {}
@@ -1241,8 +1203,11 @@ def _read(package: _Package, while_log_loads: Callable[[dict[str, list[dict[str,
     wanted = [s for s in REQUIRED_HEADERS if package.sheet_part(s) is not None]
     order = {name.strip(): i for i, name in enumerate(names)}
     log_part = package.sheet_part(LOG_SHEET)
-    log_read = _start_log(package, reader, log_part, problems, columns) if log_part is not None else None
+    log_read = None
     try:
+        if log_part is not None:
+            log_read = _start_log(package, reader, log_part, problems, columns, prefetched)
+            prefetched = None  # _start_log adopted or closed it
         for sheet in sorted(wanted, key=lambda s: order.get(s, 0)):
             if sheet != LOG_SHEET:
                 _read_table(package, reader, sheet, problems, tables, columns)
@@ -1254,6 +1219,8 @@ def _read(package: _Package, while_log_loads: Callable[[dict[str, list[dict[str,
     finally:
         if log_read is not None:
             log_read[1].close()
+        if prefetched is not None:
+            prefetched.close()
     return WorkbookData(tables=tables, log=log, columns=columns, sheet_names=names, problems=problems)
 
 
@@ -1271,15 +1238,26 @@ def _read_table(package: _Package, reader: _SheetReader, sheet: str, problems: l
 
 
 def _start_log(package: _Package, reader: _SheetReader, part: str, problems: list[Problem],
-               columns: dict[str, dict[str, str]]) -> tuple[dict[str, int], _LogRead] | None:
-    """Read the log's header; if it is complete, start reading the log."""
-    head, partial = _head(package, part)
-    header_cells = reader.cells(head, max_row=1, partial=partial)
-    headers = _header_map(LOG_SHEET, header_cells, problems)
-    columns[LOG_SHEET] = {h: column_letter(c) for h, c in headers.items()}
-    if not _check_headers(LOG_SHEET, headers, problems):
-        return None
-    return headers, _LogRead(package, part, _sheet_title(package, LOG_SHEET), headers)
+               columns: dict[str, dict[str, str]], prefetched: LogChild | None) -> tuple[dict[str, int], _LogRead] | None:
+    """Read the log's header; if it is complete, start reading the log (or adopt `prefetched`, which
+    reads the columns by header text: only when no header is repeated, so that both pick the same
+    column). `prefetched` is closed if not adopted."""
+    try:
+        head, partial = _head(package, part)
+        header_cells = reader.cells(head, max_row=1, partial=partial)
+        repeated = len(problems)
+        headers = _header_map(LOG_SHEET, header_cells, problems)
+        repeated = len(problems) - repeated  # _header_map only reports repeated headers
+        columns[LOG_SHEET] = {h: column_letter(c) for h, c in headers.items()}
+        if not _check_headers(LOG_SHEET, headers, problems):
+            return None
+        adopted = None if repeated else prefetched
+        if adopted is not None:
+            prefetched = None
+        return headers, _LogRead(package, part, _sheet_title(package, LOG_SHEET), headers, adopted)
+    finally:
+        if prefetched is not None:
+            prefetched.close()
 
 
 def _finish_log(package: _Package, reader: _SheetReader, part: str, started: tuple[dict[str, int], _LogRead],
