@@ -529,10 +529,8 @@ def test_a_prefetch_that_cannot_match_the_headers_falls_back(tmp_path, monkeypat
     appears twice (the child might pick the other one): the log is still read exactly."""
     tables = small_tables()
     headers = list(REQUIRED_HEADERS[LOG_SHEET])
-    if header == "repeated":
-        order = [*headers, "工号"]
-    else:
-        order = [header if h == "工号" else h for h in headers]  # write_book finds the values by stripped header
+    # (write_book finds a column's values by its stripped header)
+    order = [*headers, "工号"] if header == "repeated" else [header if h == "工号" else h for h in headers]
     path = write_book(tmp_path / "h.xlsx", tables, order={LOG_SHEET: order})
     expected = read_workbook(path)
     force_prefetch(monkeypatch)
