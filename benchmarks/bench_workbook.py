@@ -45,7 +45,7 @@ def once(path: Path, today: dt.date | None) -> dict[str, tuple[float, float]]:
         copy = Path(folder) / path.name
         shutil.copyfile(path, copy)
         stages: dict[str, tuple[float, float]] = {}
-        hook, early = early_intake(today)  # as run_workbook: the small sheets validated while the log loads
+        hook, early = early_intake(today, "compute")  # as run_workbook: small sheets and order side while the log loads
         data, *stages["read_workbook (+ small sheets' intake)"] = timed(  # type: ignore[misc]
             lambda: read_workbook(copy, while_log_loads=hook))
         report = RunReport(workbook=str(copy), command="compute", exit_code=0, message="")

@@ -66,3 +66,26 @@ def test_same_inputs_same_results():
         return repr(compute(inputs, rules, problems)), repr(problems.items)
 
     assert once() == once()
+
+
+def test_the_order_side_prepared_ahead_gives_the_same_run():
+    """A file run prepares the part that needs no log while the log loads (prepare, and the 计算说明
+    formatted): the results and the problems, in their order, are those of one compute call; a
+    prepared side can be used twice (it is not changed by compute)."""
+    from xlsales.core.payouts import format_texts
+    from xlsales.core.pipeline import prepare
+
+    rules, inputs, problems = read(demo_tables())
+    assert rules is not None
+    expected = repr(compute(inputs, rules, problems)), repr(problems.items)
+
+    rules, inputs, early = read(demo_tables())
+    assert rules is not None
+    side = prepare(inputs, rules)
+    format_texts(side.fresh)
+    assert all(type(line.explanation) is str for line in side.fresh)
+    for _ in range(2):
+        problems = Problems()
+        problems.extend(early.items)
+        assert (repr(compute(inputs, rules, problems, prepared=side)), repr(problems.items)) == expected
+    assert any(p.sheet == "客户关系记录" for p in problems.items) and any(p.sheet == "回款" for p in problems.items)

@@ -22,8 +22,8 @@ from xlsales.adapters.xlsx_writer import NotAWorkbook, OutSheet, WorkbookLocked,
 from xlsales.core.activity import ActivityLog
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.money import pct
-from xlsales.core.payouts import PAYOUT_SHEET
-from xlsales.core.pipeline import Inputs, Results, collector_paused, compute
+from xlsales.core.payouts import PAYOUT_SHEET, format_texts
+from xlsales.core.pipeline import Inputs, OrderSide, Results, collector_paused, compute, prepare
 from xlsales.core.problems import Level, Problem, Problems
 from xlsales.core.ranking import HISTORY_SHEET
 from xlsales.core.rulebook import Rulebook
@@ -108,22 +108,31 @@ def emit(report: Report, as_json: bool) -> int:
 
 @dataclass
 class EarlyIntake:
-    """The small sheets validated while the log was still loading (see read_workbook): the rulebook,
-    the records with an empty log, and their problems, kept apart to be added after the reader's."""
+    """What is done while the log is still loading (see read_workbook): the small sheets validated
+    (the rulebook, the records with an empty log, and their problems, kept apart to be added after
+    the reader's) and the part of the run that needs no log (OrderSide), 计算说明 included when the
+    run writes 提成发放表."""
 
     book: Rulebook | None
     inputs: Inputs
     problems: Problems
+    side: OrderSide | None = None
 
 
-def early_intake(today: dt.date | None) -> tuple[Callable[[dict[str, list[dict[str, Any]]]], None], list[EarlyIntake]]:
+def early_intake(today: dt.date | None, command: str = "compute") -> tuple[
+        Callable[[dict[str, list[dict[str, Any]]]], None], list[EarlyIntake]]:
     """A `while_log_loads` hook for read_workbook, and where its result will be."""
     done: list[EarlyIntake] = []
 
     def intake(tables: dict[str, list[dict[str, Any]]]) -> None:
         problems = Problems()
         book, inputs = read_workbook_tables(tables, today or dt.date.today(), problems, log=ActivityLog.empty())
-        done.append(EarlyIntake(book, inputs, problems))
+        early = EarlyIntake(book, inputs, problems)
+        if book is not None:
+            early.side = prepare(inputs, book)
+            if command != "validate":
+                format_texts(early.side.fresh)
+        done.append(early)
 
     return intake, done
 
@@ -151,7 +160,7 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
         report.message = f"{why}：只写入了“校验结果”，其他结果工作表保持不变。请按校验结果修正后重新运行"
         return [problems_sheet(problems.items, cell_of)], None, problems
     status("计算…")
-    results = compute(inputs, book, problems)
+    results = compute(inputs, book, problems, prepared=early.side if early is not None else None)
     report.reps_ranked, report.payout_lines = len(results.ranking), len(results.payouts)
     report.on_time = {r.month: {"应发行数": r.due, "按时发放": r.on_time, "及时率": pct(r.rate, 1)} for r in results.on_time}
     as_of = f"{book.year} 年，评估日期 {book.evaluation_date.isoformat()}"
@@ -190,7 +199,7 @@ def _run_workbook(path: str | Path, command: str, today: dt.date | None, status:
     status("读取工作簿…")
     try:
         check_writable(path)
-        intake, early = early_intake(today)
+        intake, early = early_intake(today, command)
         data = read_workbook(path, while_log_loads=intake, prefetched=prefetched)
     except (WorkbookUnusable, WorkbookLocked, NotAWorkbook) as exc:
         report.exit_code, report.message = UNUSABLE, str(exc)

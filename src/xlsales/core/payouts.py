@@ -164,6 +164,14 @@ class LineText:
         return hash(str(self))
 
 
+def format_texts(lines: Iterable[PayoutLine]) -> None:
+    """Turn every line's lazy 计算说明 into its text now (a file run does this while the log is
+    still loading, rather than when it writes 提成发放表)."""
+    for line in lines:
+        if type(line.explanation) is LineText:
+            line.explanation = str(line.explanation)
+
+
 class OrderEvents:
     """Collections and progress of each order, as of the evaluation date; collections or progress
     on the same day are one event."""

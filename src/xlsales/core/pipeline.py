@@ -47,7 +47,7 @@ from xlsales.core.payouts import (
     single_line,
 )
 from xlsales.core.people import FiveWordRow, five_word_summary
-from xlsales.core.problems import Problems
+from xlsales.core.problems import Problem, Problems
 from xlsales.core.ranking import HISTORY_SHEET, Contender, Group, HistoryEntry, RankingRow, rank_month
 from xlsales.core.relationship import evaluate_log
 from xlsales.core.rulebook import Rulebook, StageName
@@ -122,12 +122,36 @@ def _unique_by(records: list, key: str, sheet: str, header: str, problems: Probl
     return seen
 
 
-def compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
+@dataclass
+class OrderSide:
+    """The part of a run that does not need the relationship log: the checked reps, customers,
+    orders, opportunities and targets, the commission, and the release and breakthrough lines.
+    A file run computes it while the log is still loading (see `prepare`); the problems found are
+    kept apart in two lists, to be reported where `compute` reports them."""
+
+    reps: dict[str, Rep]
+    customers: dict[str, Customer]
+    orders: dict[str, Order]
+    opportunities: list[Opportunity]
+    targets: dict[tuple[int, str], Target]
+    gap: TargetGap
+    frozen: set[tuple[str, int]]  # (rep, year) without a target: their ledger lines are kept as they are
+    fresh: list[PayoutLine]  # release lines of every order, then the breakthrough awards
+    before_log: list[Problem]  # reported before the log's problems
+    after_log: list[Problem]  # reported after the ratings' and the forecast's
+
+    def name_of(self, rep: str) -> str:
+        return self.reps[rep].name if rep in self.reps else ""
+
+
+def compute(inputs: Inputs, book: Rulebook, problems: Problems, prepared: OrderSide | None = None) -> Results:
     """Run every rule of rules.md over the inputs. The collector is paused meanwhile: a run makes a
     few hundred thousand short-lived objects and no reference cycles, and full collections over the
-    inputs' records would otherwise cost more than the work itself."""
+    inputs' records would otherwise cost more than the work itself.
+
+    `prepared`: `prepare(inputs, book)` done earlier on these same inputs and rulebook (the log aside)."""
     with collector_paused():
-        return _compute(inputs, book, problems)
+        return _compute(inputs, book, problems, prepared or prepare(inputs, book))
 
 
 @contextlib.contextmanager
@@ -143,8 +167,16 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
+def prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
+    """Everything of `compute` that does not read `inputs.log` (nor history, five-word ratings or 3C):
+    the same results and problems, ready before the log is."""
+    with collector_paused():
+        return _prepare(inputs, book)
+
+
+def _prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
     ev = book.evaluation_date
+    problems = Problems()
     reps: dict[str, Rep] = _unique_by(inputs.reps, "rep_id", REP_SHEET, "工号", problems)
     customers: dict[str, Customer] = _unique_by(inputs.customers, "code", CUSTOMER_SHEET, "客户编码", problems)
     for c in customers.values():
@@ -153,21 +185,11 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
             if code is not None and code not in reps:
                 problems.error(CUSTOMER_SHEET, c.row, header, code, f"{header}“{code}”不在销售人员表里：请填工号")
 
-    def name_of(rep: str) -> str:
-        return reps[rep].name if rep in reps else ""
-
     orders = _valid_orders(inputs.orders, reps, customers, ev, problems)
     opportunities = _valid_opportunities(inputs.opportunities, reps, customers, problems)
     targets = check_targets(inputs.targets, set(reps), problems)
     gap = target_gap(targets, book.year, book.params.company_target, problems)
-
-    facts = evaluate_log(inputs.log, book, set(reps), set(customers), problems)
-    ratings = rate_customers(customers.values(), facts, book)
-    accounts = key_accounts(customers.values(), facts, book, problems, inputs.three_c)
-    five_words = five_word_summary(inputs.five_words, reps, problems)
-    watched = watchlist(customers.values(), ratings, facts, inputs.log, opportunities, set(reps), book)
-    tier_of = {r.code: r.tier for r in ratings}
-    pipeline = forecast(opportunities, tier_of, book, problems)
+    before_log, problems = problems.items, Problems()
 
     # --- commission, by rep and year ---
     by_rep_year: dict[tuple[str, int], list[Order]] = defaultdict(list)
@@ -192,16 +214,33 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
                           f"{pct(book.params.margin_red_line)}：不计提成和毛利奖（计入业绩）")
 
     events = OrderEvents(orders, inputs.collections, inputs.progress, ev, problems)
+    side = OrderSide(reps, customers, orders, opportunities, targets, gap, frozen, [], before_log, problems.items)
     plan = ReleasePlan(book)
-    fresh: list[PayoutLine] = []
+    fresh = side.fresh
     for e in earnings:
-        fresh += plan.order_lines(e, name_of(e.order.rep_id), events)
+        fresh += plan.order_lines(e, side.name_of(e.order.rep_id), events)
     for code, order in sorted(breakthrough_winners(orders.values(), customers).items()):
         award = customers[code].breakthrough_award or ZERO
-        fresh.append(single_line(order.rep_id, name_of(order.rep_id), order.order_id, Item.BREAKTHROUGH,
+        fresh.append(single_line(order.rep_id, side.name_of(order.rep_id), order.order_id, Item.BREAKTHROUGH,
                                  StageName.SIGNING.value, order.signed, award,
                                  f"客户“{customers[code].name}”的第一张订单，战略突破奖 {yuan(award)}，签约时全额发放",
                                  order.signed.year, book))
+    return side
+
+
+def _compute(inputs: Inputs, book: Rulebook, problems: Problems, side: OrderSide) -> Results:
+    ev = book.evaluation_date
+    reps, customers, orders, targets = side.reps, side.customers, side.orders, side.targets
+    problems.extend(side.before_log)
+    facts = evaluate_log(inputs.log, book, set(reps), set(customers), problems)
+    ratings = rate_customers(customers.values(), facts, book)
+    accounts = key_accounts(customers.values(), facts, book, problems, inputs.three_c)
+    five_words = five_word_summary(inputs.five_words, reps, problems)
+    watched = watchlist(customers.values(), ratings, facts, inputs.log, side.opportunities, set(reps), book)
+    tier_of = {r.code: r.tier for r in ratings}
+    pipeline = forecast(side.opportunities, tier_of, book, problems)
+    problems.extend(side.after_log)
+    fresh = list(side.fresh)  # the prepared lines stay as they were (a prepared side may be used twice)
 
     # --- the month's ranking ---
     month = month_label(ev)
@@ -229,15 +268,15 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems) -> Results:
                                          f"{yuan(p.ranking_award)}", y, book, key=row.month))
 
     # --- must-win losses, the ledger, statuses ---
-    forfeits = _forfeitures(opportunities, customers, ev)
+    forfeits = _forfeitures(side.opportunities, customers, ev)
     year_of_order = {o.order_id: o.signed.year for o in orders.values()}
-    lines = reconcile(fresh, inputs.ledger, forfeits, frozen, year_of_order, book)
+    lines = reconcile(fresh, inputs.ledger, forfeits, side.frozen, year_of_order, book)
     lines = _in_ledger_order(lines)
 
     summary = _summary(reps, targets, year_orders, lines, book)
     return Results(
         book=book, ratings=ratings, forecast=pipeline, payouts=lines, summary=summary, ranking=ranking,
-        history=history, on_time=on_time_rates(lines, ev), target_gap=gap,
+        history=history, on_time=on_time_rates(lines, ev), target_gap=side.gap,
         forfeitures=sorted(forfeits.values(), key=lambda f: (f.rep_id, f.year)), accounts=accounts,
         five_words=five_words, watchlist=watched,
         counts={
