@@ -542,3 +542,97 @@ def test_init_workbook_xlsm_needs_a_vba_project(tmp_path):
     init_workbook(path, vba_project=Path(__file__).parent / "fixtures" / "vbaProject.bin")
     assert "xl/vbaProject.bin" in parts(path)
     assert b"macroEnabled" in parts(path)["[Content_Types].xml"]
+
+
+# --- big sheets: formatted column by column (xlsx_rows), byte for byte what the cell loop writes ---
+
+def _cell_values():
+    from enum import StrEnum
+
+    from hypothesis import strategies as st
+
+    class Shade(StrEnum):
+        RED = "红"
+
+    tricky_text = st.sampled_from(["", " x", "x ", "\tx", "a&b", "<t>", "_x0041_", "a_xb", "line\nbreak", "\r",
+                                   "x\x00y", "\ufffe", "lone \ud800 surrogate", "=1+1", "客户名称", "x" * 40_000])
+    texts = st.one_of(st.text(max_size=12), tricky_text)
+    decimals = st.one_of(st.decimals(allow_nan=True, allow_infinity=True, places=None),
+                         st.sampled_from([Decimal("0"), Decimal("0.00"), Decimal("-0"), Decimal("0E-7"),
+                                          Decimal("1E+3"), Decimal("12345.67"), Decimal("-5.10")]))
+    dates = st.dates(min_value=dt.date(1899, 12, 1), max_value=dt.date(2100, 1, 1))
+    ints = st.one_of(st.integers(-(2**40), 2**40), st.sampled_from([2**63, -(2**70)]))
+    other = st.one_of(st.booleans(), st.floats(), st.datetimes(min_value=dt.datetime(1899, 12, 1)),
+                      st.just(Shade.RED))
+    return {"text": texts, "decimal": decimals, "date": dates, "int": ints,
+            "mixed": st.one_of(texts, decimals, dates, ints, other)}
+
+
+def _random_sheets():
+    from hypothesis import strategies as st
+
+    values = _cell_values()
+
+    @st.composite
+    def sheet(draw):
+        ncols = draw(st.integers(1, 5))
+        kinds = [draw(st.sampled_from(list(values))) for _ in range(ncols)]
+        nrows = draw(st.integers(0, 12))
+        rows = []
+        for _ in range(nrows):
+            width = draw(st.integers(0, ncols))  # rows may be shorter than the header
+            rows.append([draw(st.one_of(st.none(), values[kinds[j]])) for j in range(width)])
+        fills = draw(st.one_of(st.none(), st.lists(st.sampled_from([None, "red", "green", "amber", "grey"]),
+                                                   max_size=nrows)))
+        columns = [Column(f"列{j}", draw(st.sampled_from(["text", "money", "date", "int", "percent"])))
+                   for j in range(ncols)]
+        editable = {c.header for c in columns if draw(st.booleans())}
+        return SheetOut("提成发放表", columns, rows, fills, editable=editable)
+
+    return sheet()
+
+
+def _written_both_ways(tmp_path: Path, sheet: SheetOut, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict]:
+    out = []
+    base = base_workbook(tmp_path / "base.xlsx")  # once: its docProps carry the time it was made
+    for vector in (False, True):
+        path = tmp_path / f"{'v' if vector else 'l'}.xlsx"
+        shutil.copyfile(base, path)
+        monkeypatch.setattr(xlsx_writer, "VECTOR_MIN_ROWS", 0 if vector else 1 << 60)
+        monkeypatch.setattr(xlsx_writer, "VECTOR_BLOCK_ROWS", 3)  # blocks end mid-sheet, styles first used late
+        write_sheets(path, [sheet])
+        out.append(parts(path))
+    return out[0], out[1]
+
+
+def test_big_sheets_column_by_column_are_the_cell_loops_bytes(tmp_path_factory):
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_random_sheets())
+    def check(sheet):
+        folder = tmp_path_factory.mktemp("rows")
+        with pytest.MonkeyPatch.context() as mp:
+            loop, vector = _written_both_ways(folder, sheet, mp)
+        assert loop.keys() == vector.keys()
+        assert [n for n in loop if loop[n] != vector[n]] == []
+
+    check()
+
+
+def test_a_big_real_sheet_column_by_column(tmp_path, monkeypatch):
+    """The demo's results (every output sheet, fills and the unlocked 实发日期) both ways."""
+    problems = Problems()
+    book, inputs = read_workbook_tables(demo_tables(), DEMO_DATE, problems)
+    assert book is not None
+    results = compute(inputs, book, problems)
+    sheets = [s for s in result_sheets(results, problems.items) if isinstance(s, SheetOut)]
+    assert len(next(s for s in sheets if s.name == "提成发放表").rows) > 100
+    base = base_workbook(tmp_path / "base.xlsx")
+    for vector in (False, True):
+        path = tmp_path / f"{vector}.xlsx"
+        shutil.copyfile(base, path)
+        monkeypatch.setattr(xlsx_writer, "VECTOR_MIN_ROWS", 0 if vector else 1 << 60)
+        monkeypatch.setattr(xlsx_writer, "VECTOR_BLOCK_ROWS", 50)
+        write_sheets(path, sheets)
+    assert parts(tmp_path / "False.xlsx") == parts(tmp_path / "True.xlsx")

@@ -45,6 +45,7 @@ from xml.etree import ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
 from xlsales.adapters.xlsx_charts import CT_CHART, CT_DRAWING, ChartSpec, draw_charts
+from xlsales.adapters.xlsx_rows import RowsXml, render_rows
 
 Kind = Literal["text", "money", "percent", "date", "int", "number"]
 KINDS: tuple[str, ...] = ("text", "money", "percent", "date", "int", "number")
@@ -62,6 +63,8 @@ MAX_ROWS = 1_048_576
 MAX_COLS = 16_384
 MAX_CELL_CHARS = 32_767
 CHUNK_ROWS = 2_000
+VECTOR_MIN_ROWS = 5_000  # sheets with this many rows are formatted column by column (xlsx_rows)
+VECTOR_BLOCK_ROWS = 16_384  # rows formatted at a time there (bounds the memory it takes)
 COMPRESS_LEVEL = 2  # 300k-line sheet: ~0.6 s CPU and 23 MB, against ~2.5 s and 20 MB at 6
 
 
@@ -328,7 +331,7 @@ class _Deflater:
         self.compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15) if deflate else None
         self.crc = self.usize = self.csize = 0
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes | memoryview) -> None:
         if not chunk:
             return
         self.crc = zlib.crc32(chunk, self.crc)
@@ -369,7 +372,7 @@ class _ZipOut:
             struct.pack_into("<I", record, 42, pos)
         self.records.append(bytes(record))
 
-    def write(self, name: str, chunks: Iterable[bytes], deflate: bool = True, threaded: bool = False) -> None:
+    def write(self, name: str, chunks: Iterable[bytes | memoryview], deflate: bool = True, threaded: bool = False) -> None:
         """A new entry. `threaded`: compress in a worker thread (zlib releases the GIL) while the
         caller's generator produces the next chunks."""
         raw_name = name.encode("utf-8")
@@ -1033,7 +1036,7 @@ def _quote_sheet(name: str) -> str:
     return "'" + name.replace("'", "''") + "'"
 
 
-def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _Previous | None) -> Iterator[bytes]:
+def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _Previous | None) -> Iterator[bytes | memoryview]:
     ncols = len(sheet.columns)
     nrows = len(sheet.rows)
     letters = [column_letter(j) for j in range(ncols)]
@@ -1070,11 +1073,40 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
     yield "".join(head).encode("utf-8")
 
     fills = sheet.row_fills
+    buf: list[str] = []
+    if nrows >= VECTOR_MIN_ROWS:
+        def styles_of(fill: str | None) -> list[str]:
+            st = by_fill.get(fill)
+            if st is None:
+                st = by_fill[fill] = styles_for(fill)
+            return st
+
+        for i, row in enumerate(sheet.rows):
+            if len(row) > ncols:
+                raise ValueError(f"工作表“{sheet.name}”第 {i + 2} 行有 {len(row)} 个值，多于 {ncols} 列")
+        rows_xml = RowsXml(letters, styles_of, unlocked, cells.cell, cells.epoch, cells.min_serial, MAX_CELL_CHARS)
+        yield from render_rows(sheet.rows, fills, rows_xml, VECTOR_BLOCK_ROWS)
+    else:
+        yield from _loop_rows(sheet, letters, unlocked, by_fill, styles_for, cells)
+    buf.append("</sheetData>")
+    if sheet.protected:
+        buf.append('<sheetProtection sheet="1" objects="1" scenarios="1" formatColumns="0" formatRows="0" '
+                   'autoFilter="0"/>')
+    buf.append(f'<autoFilter ref="A1:{last}"/>')
+    buf.append(_tail(prev, fit_page))
+    yield "".join(buf).encode("utf-8")
+
+
+def _loop_rows(sheet: SheetOut, letters: list[str], unlocked: list[bool], by_fill: dict[str | None, list[str]],
+               styles_for: Callable[[str | None], list[str]], cells: _CellWriter) -> Iterator[bytes]:
+    """The rows, cell by cell (small sheets; big ones go column by column, see xlsx_rows)."""
+    ncols = len(sheet.columns)
+    fills = sheet.row_fills
+    buf: list[str] = []
     cell = cells.cell
     any_unlocked = any(unlocked)
     bad_char = _BAD_CHARS.search
     epoch, min_serial = cells.epoch, cells.min_serial
-    buf: list[str] = []
     for i, row in enumerate(sheet.rows):
         if len(row) > ncols:
             raise ValueError(f"工作表“{sheet.name}”第 {i + 2} 行有 {len(row)} 个值，多于 {ncols} 列")
@@ -1118,13 +1150,8 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
         if len(buf) >= CHUNK_ROWS:
             yield "".join(buf).encode("utf-8")
             buf = []
-    buf.append("</sheetData>")
-    if sheet.protected:
-        buf.append('<sheetProtection sheet="1" objects="1" scenarios="1" formatColumns="0" formatRows="0" '
-                   'autoFilter="0"/>')
-    buf.append(f'<autoFilter ref="A1:{last}"/>')
-    buf.append(_tail(prev, fit_page))
-    yield "".join(buf).encode("utf-8")
+    if buf:
+        yield "".join(buf).encode("utf-8")
 
 
 def _page_fit(prev: _Previous | None) -> tuple[str, bool]:
