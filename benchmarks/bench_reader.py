@@ -66,17 +66,17 @@ def read(path: str) -> dict[str, object]:
 
 def read_in_one_process(path: str) -> dict[str, object]:
     """read_workbook without the second process for the log (what one core gets)."""
-    from xlsales.adapters import xlsx_reader
+    from xlsales.adapters import log_prefetch
 
-    xlsx_reader.PARALLEL_MIN_BYTES = 1 << 62
+    log_prefetch.PARALLEL_MIN_BYTES = 1 << 62
     return read(path)
 
 
 def read_two_processes(path: str) -> dict[str, object]:
-    """read_workbook with the log read in a second process even if the machine looks busy."""
-    from xlsales.adapters import xlsx_reader
+    """read_workbook with the log read in a second process even for a small log."""
+    from xlsales.adapters import log_prefetch
 
-    xlsx_reader._spare_core = lambda: True  # type: ignore[assignment]
+    log_prefetch.PARALLEL_MIN_BYTES = 0
     return read(path)
 
 

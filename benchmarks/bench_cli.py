@@ -1,0 +1,99 @@
+"""Time `xlsales compute` end to end, as a user runs it, against the floor the issue compares with.
+
+    python benchmarks/make_big_workbook.py big.xlsx --log-rows 1000000 --orders 50000
+    python benchmarks/bench_cli.py big.xlsx [--repeat 5]
+
+Each run is a fresh process on a fresh copy of the workbook (the workbook itself is not changed):
+wall seconds from start to exit, and the peak memory of the whole run, that is the command and
+the second process that reads the log, summed while they run side by side (sampled every 10 ms
+from /proc; Linux only). The floor is unzip + expat parse of every sheet (bench_reader.floor),
+measured before each run, since this shared machine's speed drifts. Prints every run, the
+medians and the ratio. A script, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_reader import floor
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_kb(pid: int) -> int:
+    """RSS of a process and all its descendants, in kB."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += _rss_kb(p)
+        todo += _children(p)
+    return total
+
+
+def run_once(workbook: Path, today: str | None) -> tuple[float, int, int]:
+    """(wall seconds, peak tree RSS in kB, exit code) of one `xlsales compute` on a copy."""
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / workbook.name
+        shutil.copyfile(workbook, copy)
+        command = [sys.executable, "-m", "xlsales.cli", "compute", str(copy), "--json"]
+        if today:
+            command += ["--today", today]
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss_kb(proc.pid))
+            time.sleep(0.01)
+        return time.perf_counter() - start, peak, proc.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workbook", type=Path)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--today", help="passed on to xlsales compute")
+    args = parser.parse_args()
+
+    print(f"{sys.executable}; load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
+    floors, walls, peaks = [], [], []
+    for i in range(args.repeat):
+        start = time.perf_counter()
+        floor(str(args.workbook))
+        floors.append(time.perf_counter() - start)
+        wall, peak, code = run_once(args.workbook, args.today)
+        walls.append(wall)
+        peaks.append(peak)
+        print(f"run {i + 1}: floor {floors[-1]:.2f} s, xlsales compute {wall:.2f} s (exit {code}), "
+              f"peak memory {peak / 1024:.0f} MB, load {os.getloadavg()[0]:.2f}")
+    f, w = statistics.median(floors), statistics.median(walls)
+    print(f"median: floor {f:.2f} s, xlsales compute {w:.2f} s = {w / f:.2f}× the floor; "
+          f"peak memory {max(peaks) / 1024:.0f} MB (highest run)")
+
+
+if __name__ == "__main__":
+    main()
