@@ -260,3 +260,23 @@ def test_the_command_line_starts_a_big_logs_read_before_importing_the_engine(tmp
     assert len(children) == 1 and children[0].proc is None  # the reader adopted it (no second one), cleaned up
     for sheet in (*OUTPUTS, *EXTRA_OUTPUT_COLUMNS):
         assert sheet_rows(early, sheet) == sheet_rows(plain, sheet), sheet
+
+
+def test_the_installed_command_ends_its_process_at_once_with_the_right_code_and_output(golden, tmp_path):
+    """`xlsales` (cli.entry) ends with os._exit once the run is done: the exit code and everything
+    printed must still come out whole."""
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "xlsales.cli", *args], capture_output=True, text=True, timeout=300)
+
+    done = run("compute", str(golden), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # the whole JSON, flushed before the process ended
+    assert report["exit_code"] == 0 and "提成发放表" in report["sheets_written"]
+    assert records(golden, "提成发放表")  # and the workbook was written
+    assert run("validate", str(tmp_path / "missing.xlsx")).returncode == 2
+    assert run("--help").returncode == 0 and run("bogus").returncode == 2
+    demo = run("demo")
+    assert demo.returncode == 0 and "月度排名" in demo.stdout
