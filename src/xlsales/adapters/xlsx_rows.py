@@ -52,26 +52,30 @@ class RowsXml:
 
         data: dict[str, pl.Series] = {"r": pl.int_range(first_row, first_row + n, eager=True).cast(pl.String),
                                       "has_fill": has_fill}
-        cells: list[pl.Expr] = []
+        pieces: list[pl.Expr] = [pl.lit('<row r="'), pl.col("r"), pl.lit('">')]
+        mixed: list[pl.Expr] = []  # cells of columns that are not all plain, made apart
         for j, values in enumerate(columns):
             style = pl.Series([styles[j] for styles in by_key], dtype=pl.String).gather(fill_index)
             plain, kind, special, none = self._column(values, j, fills, by_key, slot, numbers)
-            data[f"s{j}"], data[f"v{j}"], data[f"x{j}"], data[f"n{j}"] = style, plain, special, none
-            head = pl.concat_str([pl.lit(f'<c r="{self.letters[j]}'), pl.col("r"), pl.lit('"'), pl.col(f"s{j}")])
+            data[f"s{j}"], data[f"v{j}"] = style, plain
+            head = [pl.lit(f'<c r="{self.letters[j]}'), pl.col("r"), pl.lit('"'), pl.col(f"s{j}")]
             if kind == "text":
-                body = pl.concat_str([head, pl.lit(' t="inlineStr"><is><t>'), pl.col(f"v{j}"), pl.lit("</t></is></c>")])
+                body = [*head, pl.lit(' t="inlineStr"><is><t>'), pl.col(f"v{j}"), pl.lit("</t></is></c>")]
             else:
-                body = pl.concat_str([head, pl.lit("><v>"), pl.col(f"v{j}"), pl.lit("</v></c>")])
-            blank = pl.concat_str([head, pl.lit("/>")])
+                body = [*head, pl.lit("><v>"), pl.col(f"v{j}"), pl.lit("</v></c>")]
+            if plain.null_count() == 0:  # every cell plain: straight into the row, made once
+                pieces += body
+                continue
+            data[f"x{j}"], data[f"n{j}"] = special, none
             blank_wanted = pl.lit(True) if self.unlocked[j] else pl.col("has_fill")
-            cells.append(pl.when(pl.col(f"v{j}").is_not_null()).then(body)
+            mixed.append(pl.when(pl.col(f"v{j}").is_not_null()).then(pl.concat_str(body))
                          .when(pl.col(f"x{j}").is_not_null()).then(pl.col(f"x{j}"))
-                         .when(pl.col(f"n{j}") & blank_wanted).then(blank)
+                         .when(pl.col(f"n{j}") & blank_wanted).then(pl.concat_str([*head, pl.lit("/>")]))
                          .otherwise(pl.lit("")).alias(f"c{j}"))
-        # each column's cells as their own expression (polars runs them side by side), then the rows
-        frame = pl.DataFrame(data).select(pl.col("r"), *cells)
-        row = pl.concat_str([pl.lit('<row r="'), pl.col("r"), pl.lit('">'), *(pl.col(f"c{j}") for j in range(ncols)),
-                             pl.lit("</row>")])
+            pieces.append(pl.col(f"c{j}"))
+        pieces.append(pl.lit("</row>"))
+        frame = pl.DataFrame(data).with_columns(mixed) if mixed else pl.DataFrame(data)
+        row = pl.concat_str(pieces)
         xml = frame.select(row.str.join("").alias("xml"))["xml"]
         return memoryview(xml.to_arrow()[0].as_buffer())
 
