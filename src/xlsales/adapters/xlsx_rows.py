@@ -36,19 +36,18 @@ class RowsXml:
         self.letters, self.styles, self.unlocked, self.cell = letters, styles, unlocked, cell
         self.epoch, self.min_serial, self.max_chars = epoch, min_serial, max_chars
 
-    def block(self, rows: Sequence[Sequence[Any]], fills: Sequence[str | None], first_row: int) -> memoryview:
-        """The <row> elements of `rows` (sheet row numbers from `first_row`), as UTF-8. Taken from
-        polars' own buffer: 提成发放表 is about 100 MB of XML, and a trip through Python strings
-        (to_list, join, encode) cost 0.4 s more."""
-        n, ncols = len(rows), len(self.letters)
+    def block(self, columns: list[Sequence[Any]], n: int, fills: Sequence[str | None], first_row: int) -> memoryview:
+        """The <row> elements of `n` rows given by their columns (sheet row numbers from `first_row`),
+        as UTF-8. Taken from polars' own buffer: 提成发放表 is about 100 MB of XML, and a trip
+        through Python strings (to_list, join, encode) cost 0.4 s more."""
+        ncols = len(self.letters)
         keys = list(dict.fromkeys(fills))  # in order of first use, as the loop registers them
         by_key = [self.styles(k) for k in keys]
         slot = {k: i for i, k in enumerate(keys)}
         fill_index = pl.Series("fill", [slot[f] for f in fills], dtype=pl.UInt32)
         has_fill = pl.Series("has_fill", [f is not None for f in fills], dtype=pl.Boolean)
         numbers = list(range(first_row, first_row + n))
-        columns: list[Sequence[Any]] = list(itertools.zip_longest(*rows, fillvalue=None)) if n else []
-        columns += [(None,) * n] * (ncols - len(columns))
+        columns = columns + [(None,) * n] * (ncols - len(columns))
 
         data: dict[str, pl.Series] = {"r": pl.int_range(first_row, first_row + n, eager=True).cast(pl.String),
                                       "has_fill": has_fill}
@@ -123,9 +122,18 @@ class RowsXml:
 
 def render_rows(rows: Sequence[Sequence[Any]], fills: Sequence[str | None] | None, rows_xml: RowsXml,
                 block: int) -> Iterator[memoryview]:
-    """Every row's XML, `block` rows at a time (memory stays bounded), in sheet order from row 2."""
+    """Every row's XML, `block` rows at a time (memory stays bounded), in sheet order from row 2.
+    Rows given as ColumnRows are sliced by column; others are turned into columns block by block
+    (short rows padded with None, as the loop treats them)."""
+    by_column = getattr(rows, "columns", None)
     for start in range(0, len(rows), block):
-        part = rows[start:start + block]
-        part_fills = [None] * len(part) if fills is None else list(fills[start:start + block])
-        part_fills += [None] * (len(part) - len(part_fills))
-        yield rows_xml.block(part, part_fills, start + 2)
+        if by_column is not None:
+            part: list[Sequence[Any]] = [c[start:start + block] for c in by_column]
+            n = len(part[0]) if part else 0
+        else:
+            chunk = rows[start:start + block]
+            n = len(chunk)
+            part = list(itertools.zip_longest(*chunk, fillvalue=None)) if n else []
+        part_fills = [None] * n if fills is None else list(fills[start:start + block])
+        part_fills += [None] * (n - len(part_fills))
+        yield rows_xml.block(part, n, part_fills, start + 2)

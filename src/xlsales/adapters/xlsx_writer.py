@@ -40,7 +40,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, NamedTuple
+from typing import Any, BinaryIO, Literal, NamedTuple, overload
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
@@ -83,6 +83,45 @@ class Column:
     width: float | None = None
 
 
+class ColumnRows(Sequence[list[Any]]):
+    """A sheet's rows kept as its columns (one list per column, all the same length). A big result
+    sheet is made column by column and the writer formats it column by column (xlsx_rows), so the
+    rows are only made when something indexes or iterates them."""
+
+    def __init__(self, columns: Sequence[list[Any]]) -> None:
+        self.columns = list(columns)
+        self._n = len(self.columns[0]) if self.columns else 0
+        if any(len(c) != self._n for c in self.columns):
+            raise ValueError("ColumnRows: columns of different lengths")
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, index: int) -> list[Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[list[Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[Any] | list[list[Any]]:
+        if isinstance(index, slice):
+            return [list(row) for row in zip(*(c[index] for c in self.columns), strict=True)]
+        if not -self._n <= index < self._n:
+            raise IndexError(index)
+        return [c[index] for c in self.columns]
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return (list(row) for row in zip(*self.columns, strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(other) == self._n and all(
+            a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ColumnRows({len(self.columns)} columns × {self._n} rows)"
+
+
 @dataclass
 class SheetOut:
     """One output sheet: a header row, then `rows` (one value per column; None = empty cell).
@@ -93,7 +132,7 @@ class SheetOut:
 
     name: str
     columns: list[Column]
-    rows: list[list[Any]]
+    rows: Sequence[Sequence[Any]]  # a list of rows, or ColumnRows
     row_fills: list[str | None] | None = None
     editable: set[str] = field(default_factory=set)
     protect: bool = False
@@ -1081,9 +1120,13 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
                 st = by_fill[fill] = styles_for(fill)
             return st
 
-        for i, row in enumerate(sheet.rows):
-            if len(row) > ncols:
-                raise ValueError(f"工作表“{sheet.name}”第 {i + 2} 行有 {len(row)} 个值，多于 {ncols} 列")
+        if isinstance(sheet.rows, ColumnRows):
+            if len(sheet.rows.columns) > ncols:
+                raise ValueError(f"工作表“{sheet.name}”有 {len(sheet.rows.columns)} 列数据，多于 {ncols} 列")
+        else:
+            for i, row in enumerate(sheet.rows):
+                if len(row) > ncols:
+                    raise ValueError(f"工作表“{sheet.name}”第 {i + 2} 行有 {len(row)} 个值，多于 {ncols} 列")
         rows_xml = RowsXml(letters, styles_of, unlocked, cells.cell, cells.epoch, cells.min_serial, MAX_CELL_CHARS)
         yield from render_rows(sheet.rows, fills, rows_xml, VECTOR_BLOCK_ROWS)
     else:
