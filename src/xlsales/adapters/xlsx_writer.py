@@ -62,6 +62,7 @@ FILLS: dict[str, str] = {
 MAX_ROWS = 1_048_576
 MAX_COLS = 16_384
 MAX_CELL_CHARS = 32_767
+MAX_WIDTH = 60  # widest column the writer sets (characters)
 CHUNK_ROWS = 2_000
 VECTOR_MIN_ROWS = 5_000  # sheets with this many rows are formatted column by column (xlsx_rows)
 VECTOR_BLOCK_ROWS = 16_384  # rows formatted at a time there (bounds the memory it takes)
@@ -932,8 +933,12 @@ def column_widths(sheet: SheetOut, sample: int = 1_000) -> list[float]:
         best = display_width(column.header) + 4  # bold and the filter button
         for row in rows:
             if j < len(row):
-                best = max(best, display_width(_shown(row[j], column.kind)) + 2)
-        widths.append(float(min(max(best, 8), 60)))
+                shown = _shown(row[j], column.kind)
+                if len(shown) + 2 >= MAX_WIDTH:  # as wide as a column gets: no need to look further
+                    best = MAX_WIDTH
+                    break
+                best = max(best, display_width(shown) + 2)
+        widths.append(float(min(max(best, 8), MAX_WIDTH)))
     return widths
 
 
