@@ -151,7 +151,7 @@ def compute(inputs: Inputs, book: Rulebook, problems: Problems, prepared: OrderS
 
     `prepared`: `prepare(inputs, book)` done earlier on these same inputs and rulebook (the log aside)."""
     with collector_paused():
-        return _compute(inputs, book, problems, prepared or prepare(inputs, book))
+        return _compute(inputs, book, problems, prepared)
 
 
 @contextlib.contextmanager
@@ -228,11 +228,19 @@ def _prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
     return side
 
 
-def _compute(inputs: Inputs, book: Rulebook, problems: Problems, side: OrderSide) -> Results:
+def _compute(inputs: Inputs, book: Rulebook, problems: Problems, side: OrderSide | None) -> Results:
     ev = book.evaluation_date
+    # The log first: its frames are a run's biggest temporaries (a few hundred MB for a million
+    # rows) and are gone before the payout lines are made, unless those were prepared already.
+    # Its problems are reported after the order side's first ones, as if checked in that order.
+    log_problems = Problems()
+    facts = evaluate_log(inputs.log, book, {r.rep_id for r in inputs.reps}, {c.code for c in inputs.customers},
+                         log_problems)
+    if side is None:
+        side = _prepare(inputs, book)
     reps, customers, orders, targets = side.reps, side.customers, side.orders, side.targets
     problems.extend(side.before_log)
-    facts = evaluate_log(inputs.log, book, set(reps), set(customers), problems)
+    problems.extend(log_problems.items)
     ratings = rate_customers(customers.values(), facts, book)
     accounts = key_accounts(customers.values(), facts, book, problems, inputs.three_c)
     five_words = five_word_summary(inputs.five_words, reps, problems)
