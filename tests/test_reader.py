@@ -542,6 +542,19 @@ def test_a_prefetch_that_cannot_match_the_headers_falls_back(tmp_path, monkeypat
     assert len(data.log) == 5 and data.problems == expected.problems
 
 
+def test_a_prefetch_of_a_workbook_without_the_log_is_closed(tmp_path, monkeypatch):
+    tables = small_tables()
+    del tables[LOG_SHEET]
+    path = write_book(tmp_path / "nolog.xlsx", tables)
+    force_prefetch(monkeypatch)
+    child = log_prefetch.prefetch_log(path)
+    assert child is not None
+    out = child.out
+    data = read_workbook(path, prefetched=child)
+    assert child.proc is None and out is not None and not Path(out).exists()
+    assert data.log is None and any(p.sheet == LOG_SHEET and p.message.startswith("缺少工作表") for p in data.problems)
+
+
 def test_no_prefetch_for_small_or_unreadable_files(tmp_path):
     path = write_book(tmp_path / "p.xlsx", small_tables())
     assert log_prefetch.prefetch_log(path) is None  # far below PARALLEL_MIN_BYTES
