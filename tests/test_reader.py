@@ -509,17 +509,24 @@ def test_a_prefetched_log_read_is_adopted_with_the_same_result(tmp_path, monkeyp
     assert data.problems == expected.problems and data.tables == expected.tables
 
 
+def read_prefetched(monkeypatch: pytest.MonkeyPatch, path: Path, started_on: Path | None = None) -> WorkbookData:
+    """read_workbook(path) with a prefetch started on `started_on` (default: path) as the command
+    line does; the child must be gone afterwards, and its file too."""
+    force_prefetch(monkeypatch)
+    child = log_prefetch.prefetch_log(started_on or path)
+    assert child is not None
+    out = child.out
+    data = read_workbook(path, prefetched=child)
+    assert child.proc is None and out is not None and not Path(out).exists()
+    return data
+
+
 def test_a_prefetch_of_another_file_is_not_used(tmp_path, monkeypatch):
     path = write_book(tmp_path / "p.xlsx", small_tables())
     other_tables = small_tables()
     other_tables[LOG_SHEET] = other_tables[LOG_SHEET][:2]
     other = write_book(tmp_path / "other.xlsx", other_tables)
-    force_prefetch(monkeypatch)
-    child = log_prefetch.prefetch_log(other)
-    assert child is not None
-    out = child.out
-    data = read_workbook(path, prefetched=child)
-    assert child.proc is None and out is not None and not Path(out).exists()
+    data = read_prefetched(monkeypatch, path, started_on=other)
     assert data.log is not None and len(data.log) == 5
 
 
@@ -533,11 +540,7 @@ def test_a_prefetch_that_cannot_match_the_headers_falls_back(tmp_path, monkeypat
     order = [*headers, "工号"] if header == "repeated" else [header if h == "工号" else h for h in headers]
     path = write_book(tmp_path / "h.xlsx", tables, order={LOG_SHEET: order})
     expected = read_workbook(path)
-    force_prefetch(monkeypatch)
-    child = log_prefetch.prefetch_log(path)
-    assert child is not None
-    data = read_workbook(path, prefetched=child)
-    assert child.proc is None
+    data = read_prefetched(monkeypatch, path)
     assert data.log is not None and expected.log is not None and data.log.frame.equals(expected.log.frame)
     assert len(data.log) == 5 and data.problems == expected.problems
 
@@ -545,13 +548,7 @@ def test_a_prefetch_that_cannot_match_the_headers_falls_back(tmp_path, monkeypat
 def test_a_prefetch_of_a_workbook_without_the_log_is_closed(tmp_path, monkeypatch):
     tables = small_tables()
     del tables[LOG_SHEET]
-    path = write_book(tmp_path / "nolog.xlsx", tables)
-    force_prefetch(monkeypatch)
-    child = log_prefetch.prefetch_log(path)
-    assert child is not None
-    out = child.out
-    data = read_workbook(path, prefetched=child)
-    assert child.proc is None and out is not None and not Path(out).exists()
+    data = read_prefetched(monkeypatch, write_book(tmp_path / "nolog.xlsx", tables))
     assert data.log is None and any(p.sheet == LOG_SHEET and p.message.startswith("缺少工作表") for p in data.problems)
 
 
