@@ -76,7 +76,10 @@ class RowsXml:
         frame = pl.DataFrame(data).with_columns(mixed) if mixed else pl.DataFrame(data)
         row = pl.concat_str(pieces)
         xml = frame.select(row.str.join("").alias("xml"))["xml"]
-        return memoryview(xml.to_arrow()[0].as_buffer())
+        value = xml.to_arrow()[0]
+        if hasattr(value, "as_buffer"):  # (large) string: a view of polars' buffer
+            return memoryview(value.as_buffer())
+        return memoryview(str(xml.item()).encode("utf-8"))  # other Arrow string layouts: a copy
 
     def _column(self, values: Sequence[Any], j: int, fills: Sequence[str | None], by_key: list[list[str]],
                 slot: dict[str | None, int], numbers: list[int]) -> tuple[pl.Series, str, pl.Series, pl.Series]:
