@@ -280,3 +280,14 @@ def test_the_installed_command_ends_its_process_at_once_with_the_right_code_and_
     assert run("--help").returncode == 0 and run("bogus").returncode == 2
     demo = run("demo")
     assert demo.returncode == 0 and "月度排名" in demo.stdout
+
+
+def test_the_early_log_read_finds_the_workbook_among_the_arguments(monkeypatch, tmp_path):
+    from xlsales import cli
+
+    seen: list[str] = []
+    monkeypatch.setattr(cli, "prefetch_log", lambda path: seen.append(path))
+    for argv in (["compute", "a.xlsx"], ["validate", "--today", "2026-01-01", "a.xlsx"], ["compute", "--json", "a.xlsx"],
+                 ["demo", "a.xlsx"], ["compute"], ["init", "a.xlsx"]):
+        cli._early_log_read(argv)
+    assert seen == ["a.xlsx", "a.xlsx", "a.xlsx"]

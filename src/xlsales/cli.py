@@ -93,8 +93,13 @@ def _early_log_read(argv: list[str]) -> LogChild | None:
     costs nothing, since the reader only adopts a child started on its own file."""
     if len(argv) < 2 or argv[0] not in FILE_COMMANDS:
         return None
-    workbook = next((a for a in argv[1:] if not a.startswith("-")), None)
-    return prefetch_log(workbook) if workbook else None
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg == "--today":
+            next(rest, None)  # its value
+        elif not arg.startswith("-"):
+            return prefetch_log(arg)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,10 +147,10 @@ def entry() -> NoReturn:
 
     A command-line run is a process of its own: for compute and validate the cycle collector stays
     off for all of it (the run pauses it anyway), and once the workbook is written and the summary
-    printed the process ends without freeing what it made. On a 1M-row workbook the last full collection, freeing the
-    run's objects one by one and the interpreter's own teardown took 0.3–0.5 s, for nothing: the
-    written workbook is closed and synced by then, and the log's second process and its file are
-    gone (main closes them)."""
+    printed the process ends without freeing what it made. On a 1M-row workbook the last full
+    collection, freeing the run's objects one by one and the interpreter's own teardown took
+    0.3–0.5 s, for nothing: the written workbook is closed and synced by then, and the log's second
+    process and its file are gone (main closes them)."""
     if sys.argv[1:2] and sys.argv[1] in FILE_COMMANDS:
         gc.disable()
     try:
