@@ -183,13 +183,10 @@ def run_workbook(path: str | Path, command: str = "compute", today: dt.date | No
     a record per row and the result sheets a list per row, all freed by reference counting; the
     collector's passes over them cost 1–2 s of an 11–13 s run on a 1M-row workbook (alternating
     runs, 2026-11-27). Any cycle left is collected when it resumes.
-    `prefetched`: the log's read, started by the command line before its imports (see log_prefetch)."""
-    try:
-        with collector_paused():
-            return _run_workbook(path, command, today, status, prefetched)
-    finally:
-        if prefetched is not None:
-            prefetched.close()  # read_workbook closes it; this covers a run that stopped before reading
+    `prefetched`: the log's read, started by the command line before its imports (see log_prefetch);
+    read_workbook closes it once read, and whoever started it closes it in any case (cli.main does)."""
+    with collector_paused():
+        return _run_workbook(path, command, today, status, prefetched)
 
 
 def _run_workbook(path: str | Path, command: str, today: dt.date | None, status: Callable[[str], None],

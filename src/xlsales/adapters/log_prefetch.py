@@ -56,10 +56,11 @@ def spare_core() -> bool:
     return cpus >= 2
 
 
-def can_start() -> bool:
-    """A spare core, an interpreter to start, and the child's libraries installed."""
-    return (bool(sys.executable) and spare_core() and importlib.util.find_spec("fastexcel") is not None
-            and importlib.util.find_spec("pyarrow") is not None)
+def worth_a_process(sheet_bytes: int) -> bool:
+    """Whether a sheet of this size (uncompressed XML) is read in a second process: big enough, a
+    spare core, an interpreter to start, and the child's libraries installed."""
+    return (sheet_bytes >= PARALLEL_MIN_BYTES and bool(sys.executable) and spare_core()
+            and importlib.util.find_spec("fastexcel") is not None and importlib.util.find_spec("pyarrow") is not None)
 
 
 class LogChild:
@@ -119,7 +120,7 @@ def prefetch_log(path: str | Path) -> LogChild | None:
                            if info.filename.startswith("xl/worksheets/")), default=0)
     except (OSError, zipfile.BadZipFile, ValueError):
         return None
-    if biggest < PARALLEL_MIN_BYTES or not can_start():
+    if not worth_a_process(biggest):
         return None
     child = LogChild(path, LOG_SHEET, list(LOG_HEADERS))
     return child if child.proc is not None else None

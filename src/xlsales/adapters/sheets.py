@@ -200,10 +200,6 @@ class _Joiner:
         return text
 
 
-def _joined(items: Iterable[str], order: Sequence[str] | None = None) -> str | None:
-    return _Joiner(order)(items)
-
-
 # --- results -> output sheets -------------------------------------------------------------------
 
 def ratings_sheet(ratings: Iterable[CustomerRating], indicator_order: Sequence[str] | None = None) -> SheetOut:
@@ -290,9 +286,10 @@ def watchlist_sheet(rows: Iterable[WatchRow], indicator_order: Sequence[str] | N
     """创始人关注: one row per 重点 customer; 降 (or 反对) red, 升 green, a triangle or coverage gap amber."""
     out: list[list[Any]] = []
     fills: list[str | None] = []
+    joined = _Joiner(indicator_order)
     for w in rows:
         out.append([w.code, w.name, w.account_manager, w.score, w.tier.value, w.last_month_tier.value, w.change,
-                    _joined(w.missing, indicator_order), JOIN.join(w.missing_roles) or None,
+                    joined(w.missing), JOIN.join(w.missing_roles) or None,
                     JOIN.join(w.uncovered) or None, w.open_text, w.last_contact, w.hint])
         fills.append("red" if w.change == DOWN or w.tier is Tier.AGAINST else "green" if w.change == UP
                      else "amber" if w.missing_roles or w.uncovered else None)

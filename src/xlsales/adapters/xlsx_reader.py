@@ -953,7 +953,7 @@ class _LogRead:
             size = package.zip.getinfo(package.member(part)).file_size
         except KeyError:
             return False
-        return size >= log_prefetch.PARALLEL_MIN_BYTES and log_prefetch.can_start()
+        return log_prefetch.worth_a_process(size)
 
     def frame(self) -> pl.DataFrame | None:
         shaped = None

@@ -1092,6 +1092,14 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
         return [f' s="{styles.xf(code, fill=fill, unlocked=u)}"' for code, u in zip(codes, unlocked, strict=True)]
 
     by_fill: dict[str | None, list[str]] = {None: styles_for(None)}
+
+    def styles_of(fill: str | None) -> list[str]:
+        """Each column's ` s="…"` for a row fill, registered on first use (in row order)."""
+        st = by_fill.get(fill)
+        if st is None:
+            st = by_fill[fill] = styles_for(fill)
+        return st
+
     header_style = f' s="{styles.xf("@", bold=True, fill="header")}"'
     widths = column_widths(sheet)
 
@@ -1119,12 +1127,6 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
     fills = sheet.row_fills
     buf: list[str] = []
     if nrows >= VECTOR_MIN_ROWS:
-        def styles_of(fill: str | None) -> list[str]:
-            st = by_fill.get(fill)
-            if st is None:
-                st = by_fill[fill] = styles_for(fill)
-            return st
-
         if isinstance(sheet.rows, ColumnRows):
             if len(sheet.rows.columns) > ncols:
                 raise ValueError(f"工作表“{sheet.name}”有 {len(sheet.rows.columns)} 列数据，多于 {ncols} 列")
@@ -1135,7 +1137,7 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
         rows_xml = RowsXml(letters, styles_of, unlocked, cells.cell, cells.epoch, cells.min_serial, MAX_CELL_CHARS)
         yield from render_rows(sheet.rows, fills, rows_xml, VECTOR_BLOCK_ROWS)
     else:
-        yield from _loop_rows(sheet, letters, unlocked, by_fill, styles_for, cells)
+        yield from _loop_rows(sheet, letters, unlocked, styles_of, cells)
     buf.append("</sheetData>")
     if sheet.protected:
         buf.append('<sheetProtection sheet="1" objects="1" scenarios="1" formatColumns="0" formatRows="0" '
@@ -1145,8 +1147,8 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
     yield "".join(buf).encode("utf-8")
 
 
-def _loop_rows(sheet: SheetOut, letters: list[str], unlocked: list[bool], by_fill: dict[str | None, list[str]],
-               styles_for: Callable[[str | None], list[str]], cells: _CellWriter) -> Iterator[bytes]:
+def _loop_rows(sheet: SheetOut, letters: list[str], unlocked: list[bool], styles_of: Callable[[str | None], list[str]],
+               cells: _CellWriter) -> Iterator[bytes]:
     """The rows, cell by cell (small sheets; big ones go column by column, see xlsx_rows)."""
     ncols = len(sheet.columns)
     fills = sheet.row_fills
@@ -1160,9 +1162,7 @@ def _loop_rows(sheet: SheetOut, letters: list[str], unlocked: list[bool], by_fil
             raise ValueError(f"工作表“{sheet.name}”第 {i + 2} 行有 {len(row)} 个值，多于 {ncols} 列")
         r = i + 2
         fill = fills[i] if fills is not None and i < len(fills) else None
-        st = by_fill.get(fill)
-        if st is None:
-            st = by_fill[fill] = styles_for(fill)
+        st = styles_of(fill)
         parts = [f'<row r="{r}">']
         for j, v in enumerate(row):
             # the common cases inline (this loop runs for every cell); the rest in _CellWriter.cell
