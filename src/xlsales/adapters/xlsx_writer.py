@@ -934,6 +934,8 @@ def column_widths(sheet: SheetOut, sample: int = 1_000) -> list[float]:
         for row in rows:
             if j < len(row):
                 shown = _shown(row[j], column.kind)
+                if 2 * len(shown) + 2 <= best:  # no wider than the widest so far, even if all wide
+                    continue
                 if len(shown) + 2 >= MAX_WIDTH:  # as wide as a column gets: no need to look further
                     best = MAX_WIDTH
                     break
