@@ -211,6 +211,19 @@ def test_a_run_pauses_the_cycle_collector_and_gives_it_back(golden, monkeypatch)
     assert report.exit_code == 0 and seen == [False] and gc.isenabled()
 
 
+def test_a_run_leaves_what_it_made_to_a_process_that_ends_right_after(golden):
+    """`keep` (what cli.entry passes): the rows read, the records and the sheets stay referenced
+    there instead of being freed one by one; the run itself is the same."""
+    from xlsales.adapters import filerun
+    from xlsales.adapters.xlsx_reader import WorkbookData
+
+    kept: list[object] = []
+    report, results, _ = filerun.run_workbook(golden, "compute", keep=kept)
+    assert report.exit_code == 0 and results is not None
+    assert any(isinstance(x, WorkbookData) for x in kept) and results in kept
+    assert any(isinstance(x, list) and any(getattr(s, "name", None) == "提成发放表" for s in x) for x in kept)
+
+
 def test_the_small_sheets_validated_while_the_log_loads_give_the_same_run(tmp_path):
     from xlsales.adapters.filerun import RunReport, early_intake, sheets_to_write
     from xlsales.adapters.xlsx_reader import read_workbook
