@@ -8,7 +8,7 @@ wall seconds from start to exit, and the peak memory of the whole run, that is t
 the second process that reads the log, summed while they run side by side (sampled every 10 ms
 from /proc; Linux only). The floor is unzip + expat parse of every sheet (bench_reader.floor),
 measured before each run, since this shared machine's speed drifts. Prints every run, the
-medians and the ratio. A script, not a test: it asserts nothing.
+medians, their ratio and the median of each run's own ratio. A script, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -88,11 +88,14 @@ def main() -> None:
         wall, peak, code = run_once(args.workbook, args.today)
         walls.append(wall)
         peaks.append(peak)
-        print(f"run {i + 1}: floor {floors[-1]:.2f} s, xlsales compute {wall:.2f} s (exit {code}), "
+        print(f"run {i + 1}: floor {floors[-1]:.2f} s, xlsales compute {wall:.2f} s ({wall / floors[-1]:.2f}×, exit {code}), "
               f"peak memory {peak / 1024:.0f} MB, load {os.getloadavg()[0]:.2f}")
     f, w = statistics.median(floors), statistics.median(walls)
-    print(f"median: floor {f:.2f} s, xlsales compute {w:.2f} s = {w / f:.2f}× the floor; "
-          f"peak memory {max(peaks) / 1024:.0f} MB (highest run)")
+    # each run against the floor measured just before it: steadier than the ratio of the medians
+    # when the machine's speed drifts between runs
+    ratio = statistics.median(wall / floor_ for wall, floor_ in zip(walls, floors, strict=True))
+    print(f"median: floor {f:.2f} s, xlsales compute {w:.2f} s = {w / f:.2f}× the floor "
+          f"(median of each run's ratio {ratio:.2f}×); peak memory {max(peaks) / 1024:.0f} MB (highest run)")
 
 
 if __name__ == "__main__":
