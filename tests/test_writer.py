@@ -568,10 +568,10 @@ def _cell_values():
             "mixed": st.one_of(texts, decimals, dates, ints, other)}
 
 
-def _random_sheets():
+def _random_sheets(values=None):
     from hypothesis import strategies as st
 
-    values = _cell_values()
+    values = values or _cell_values()
 
     @st.composite
     def sheet(draw):
@@ -636,3 +636,73 @@ def test_a_big_real_sheet_column_by_column(tmp_path, monkeypatch):
         monkeypatch.setattr(xlsx_writer, "VECTOR_BLOCK_ROWS", 50)
         write_sheets(path, sheets)
     assert parts(tmp_path / "False.xlsx") == parts(tmp_path / "True.xlsx")
+
+
+def test_sheets_given_as_polars_columns_are_the_cell_loops_bytes(tmp_path_factory):
+    """FrameRows (columns as polars holds them: str, Decimal as text, dates as day numbers, ints)
+    write the bytes the loop writes for the same rows as Python values, and give them back exactly."""
+    from hypothesis import HealthCheck, assume, given, settings
+
+    from xlsales.adapters.xlsx_rows import FrameRows
+
+    values = _cell_values()
+    del values["mixed"]  # one type per column (with None), as polars holds it
+    values["text"] = values["text"].filter(lambda t: not any("\ud800" <= c <= "\udfff" for c in t))
+    values["int"] = values["int"].filter(lambda i: -(2**63) <= i < 2**63)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_random_sheets(values))
+    def check(sheet):
+        width = len(sheet.columns)
+        padded = [list(row) + [None] * (width - len(row)) for row in sheet.rows]
+        framed = FrameRows.of([[row[j] for row in padded] for j in range(width)])
+        assume(framed is not None)  # a column of None only has no kind
+        assert [repr(row) for row in framed] == [repr(row) for row in padded]
+        folder = tmp_path_factory.mktemp("frame")
+        base = base_workbook(folder / "base.xlsx")
+        written = []
+        for rows, vector in ((padded, False), (framed, True), (framed, False)):
+            path = folder / f"{len(written)}.xlsx"
+            shutil.copyfile(base, path)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(xlsx_writer, "VECTOR_MIN_ROWS", 0 if vector else 1 << 60)
+                mp.setattr(xlsx_writer, "VECTOR_BLOCK_ROWS", 3)
+                write_sheets(path, [SheetOut(sheet.name, sheet.columns, rows, sheet.row_fills,
+                                             editable=sheet.editable)])
+            written.append(parts(path))
+        assert written[1] == written[0] and written[2] == written[0]
+
+    check()
+
+
+def test_payout_cells_made_while_the_log_loads_write_the_same_sheet(tmp_path, monkeypatch):
+    """The order side's 提成发放表 cells made ahead (PreparedPayouts) and gathered for the final
+    ledger: the same bytes as making them after the log, ranking awards and cancelled lines included."""
+    from xlsales.adapters.sheets import PreparedPayouts, payouts_sheet
+    from xlsales.adapters.xlsx_rows import FrameRows
+    from xlsales.core.payouts import Item, PayStatus, format_texts
+    from xlsales.core.pipeline import prepare
+
+    problems = Problems()
+    book, inputs = read_workbook_tables(demo_tables(), DEMO_DATE, problems)
+    assert book is not None
+    side = prepare(inputs, book)
+    format_texts(side.fresh)
+    prepared = PreparedPayouts(side.fresh)
+    results = compute(inputs, book, problems, prepared=side)
+    lines = results.payouts
+    ahead = sum(id(x) in prepared.position for x in lines)
+    assert 0 < ahead < len(lines)  # most from the side; ranking awards and cancelled lines made after
+    assert any(x.item is Item.RANKING_AWARD for x in lines) and any(x.status is PayStatus.CANCELLED for x in lines)
+    plain, fast = payouts_sheet(lines), payouts_sheet(lines, prepared=prepared)
+    assert isinstance(fast.rows, FrameRows) and list(fast.rows) == list(plain.rows)
+    base = base_workbook(tmp_path / "base.xlsx")
+    written = []
+    for sheet in (plain, fast):
+        path = tmp_path / f"{len(written)}.xlsx"
+        shutil.copyfile(base, path)
+        monkeypatch.setattr(xlsx_writer, "VECTOR_MIN_ROWS", 0)
+        monkeypatch.setattr(xlsx_writer, "VECTOR_BLOCK_ROWS", 64)
+        write_sheets(path, [sheet])
+        written.append(parts(path))
+    assert written[0] == written[1]

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from xlsales.adapters.log_prefetch import LogChild
-from xlsales.adapters.sheets import PROBLEM_SHEET, SUMMARY_SHEET, cell_lookup, problems_sheet, result_sheets
+from xlsales.adapters.sheets import (
+    PROBLEM_SHEET,
+    SUMMARY_SHEET,
+    PreparedPayouts,
+    cell_lookup,
+    problems_sheet,
+    result_sheets,
+)
 from xlsales.adapters.xlsx_reader import WorkbookData, WorkbookUnusable, read_workbook
 from xlsales.adapters.xlsx_writer import NotAWorkbook, OutSheet, WorkbookLocked, check_writable, write_sheets
 from xlsales.core.activity import ActivityLog
@@ -110,13 +117,14 @@ def emit(report: Report, as_json: bool) -> int:
 class EarlyIntake:
     """What is done while the log is still loading (see read_workbook): the small sheets validated
     (the rulebook, the records with an empty log, and their problems, kept apart to be added after
-    the reader's) and the part of the run that needs no log (OrderSide), 计算说明 included when the
-    run writes 提成发放表."""
+    the reader's) and the part of the run that needs no log (OrderSide); when the run writes
+    提成发放表, also its lines' 计算说明 and their cells (PreparedPayouts)."""
 
     book: Rulebook | None
     inputs: Inputs
     problems: Problems
     side: OrderSide | None = None
+    payouts: PreparedPayouts | None = None  # the side's 提成发放表 cells (compute only)
 
 
 def early_intake(today: dt.date | None, command: str = "compute") -> tuple[
@@ -132,6 +140,7 @@ def early_intake(today: dt.date | None, command: str = "compute") -> tuple[
             early.side = prepare(inputs, book)
             if command != "validate":
                 format_texts(early.side.fresh)
+                early.payouts = PreparedPayouts(early.side.fresh)
         done.append(early)
 
     return intake, done
@@ -167,7 +176,7 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
     if command == "validate":
         report.message = "校验完成"
         return [problems_sheet(problems.items, cell_of)], results, problems
-    sheets = result_sheets(results, problems.items, cell_of)
+    sheets = result_sheets(results, problems.items, cell_of, prepared=early.payouts if early is not None else None)
     if command == "payouts":
         report.message = f"发放表已生成：{as_of}"
         return [s for s in sheets if s.name in PAYOUT_SHEETS], results, problems

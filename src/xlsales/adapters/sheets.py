@@ -17,7 +17,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from xlsales.adapters.board import BOARD_SHEET, board_sheet
+from xlsales.adapters.xlsx_rows import FrameRows
 from xlsales.adapters.xlsx_writer import (
     BoardCell,
     BoardOut,
@@ -226,18 +229,60 @@ def ranking_sheet(rows: Iterable[RankingRow], name: str = RANKING_SHEET) -> Shee
     return SheetOut(name, _columns(name), out, fills)
 
 
-def payouts_sheet(lines: Iterable[PayoutLine], protect: bool = True) -> SheetOut:
-    """提成发放表: 逾期 red, 已取消 grey, 已发 green; only 实发日期 stays editable (when protected).
-    Made column by column (a quarter of a million lines on a big team; the writer takes columns).
-    An enum's text is read as `_value_`: `.value` is a property, four times slower per line."""
-    lines = list(lines)
-    data = [[x.line_id for x in lines], [x.rep_id for x in lines], [x.name for x in lines],
+# what each column of 提成发放表 holds, as FrameRows keeps it
+_PAYOUT_KINDS = ("text", "text", "text", "text", "text", "text", "date", "date", "decimal", "text", "text", "date")
+
+
+def _payout_columns(lines: list[PayoutLine]) -> list[list[Any]]:
+    """提成发放表's cells, column by column. An enum's text is read as `_value_`: `.value` is a
+    property, four times slower per line."""
+    return [[x.line_id for x in lines], [x.rep_id for x in lines], [x.name for x in lines],
             [x.order_id for x in lines], [x.item._value_ for x in lines], [x.stage for x in lines],
             [x.event_date for x in lines], [x.due_date for x in lines], [x.amount for x in lines],
             [str(x.explanation) for x in lines], [x.status._value_ for x in lines], [x.paid_date for x in lines]]
+
+
+class PreparedPayouts:
+    """提成发放表's cells of lines made before the log is read (the order side's release and
+    breakthrough lines, 计算说明 formatted), kept as polars columns (FrameRows). Lines of the final
+    ledger that are those very objects (on a first run of a month, nearly all) are gathered from
+    here instead of being turned into cells after the log: 0.25–0.3 s less on a 1M-row workbook,
+    spent while the log still loads. Lines are matched by identity: they are kept alive here, and a
+    PayoutLine is not changed once made (reconcile makes new ones)."""
+
+    def __init__(self, lines: Iterable[PayoutLine]) -> None:
+        self.lines = list(lines)
+        self.position = {id(x): i for i, x in enumerate(self.lines)}
+        self.rows = FrameRows.of(_payout_columns(self.lines), _PAYOUT_KINDS)
+
+    def gather(self, lines: list[PayoutLine]) -> FrameRows | None:
+        """These lines' cells in their order (None when some line's cells do not fit the kinds)."""
+        if self.rows is None:
+            return None
+        at, base = self.position, len(self.lines)
+        index = [at.get(id(x), -1) for x in lines]
+        new = [x for x, i in zip(lines, index, strict=True) if i < 0]
+        frame = self.rows.frame
+        if new:
+            extra = FrameRows.of(_payout_columns(new), _PAYOUT_KINDS)
+            if extra is None:
+                return None
+            frame = pl.concat([frame, extra.frame])
+            fresh = iter(range(base, base + len(new)))
+            index = [i if i >= 0 else next(fresh) for i in index]
+        return FrameRows(frame.select(pl.all().gather(pl.Series(index, dtype=pl.UInt32))), _PAYOUT_KINDS)
+
+
+def payouts_sheet(lines: Iterable[PayoutLine], protect: bool = True, prepared: PreparedPayouts | None = None) -> SheetOut:
+    """提成发放表: 逾期 red, 已取消 grey, 已发 green; only 实发日期 stays editable (when protected).
+    Made column by column (a quarter of a million lines on a big team; the writer takes columns),
+    from `prepared` where it can."""
+    lines = list(lines)
+    rows: Sequence[Sequence[Any]] | None = prepared.gather(lines) if prepared is not None else None
+    if rows is None:
+        rows = ColumnRows(_payout_columns(lines))
     fills = [_STATUS_FILLS.get(x.status) for x in lines]
-    return SheetOut(PAYOUT_SHEET, _columns(PAYOUT_SHEET), ColumnRows(data), fills,
-                    editable={"实发日期"} if protect else set())
+    return SheetOut(PAYOUT_SHEET, _columns(PAYOUT_SHEET), rows, fills, editable={"实发日期"} if protect else set())
 
 
 def summary_sheet(rows: Iterable[SummaryRow]) -> SheetOut:
@@ -328,9 +373,9 @@ def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str
 
 
 def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell,
-                  protect_payouts: bool = True) -> list[OutSheet]:
+                  protect_payouts: bool = True, prepared: PreparedPayouts | None = None) -> list[OutSheet]:
     """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖,
-    5词汇总, 创始人关注, 看板)."""
+    5词汇总, 创始人关注, 看板). `prepared`: the order side's payout cells, made while the log loaded."""
     indicators: list[str] = []
     for action in results.book.actions.values():
         if action.indicator and action.indicator not in indicators:
@@ -339,7 +384,7 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
         ratings_sheet(results.ratings, indicators),
         ranking_sheet(results.ranking, RANKING_SHEET),
         ranking_sheet(results.history, HISTORY_SHEET),
-        payouts_sheet(results.payouts, protect=protect_payouts),
+        payouts_sheet(results.payouts, protect=protect_payouts, prepared=prepared),
         summary_sheet(results.summary),
         forecast_sheet(results.forecast),
         problems_sheet(problems, cell_of),

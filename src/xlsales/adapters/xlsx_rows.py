@@ -15,7 +15,7 @@ import io
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 import polars as pl
 
@@ -28,6 +28,108 @@ _NONE = type(None)
 CellFn = Callable[[str, str, Any], str]
 
 
+_DTYPES: dict[str, type[pl.DataType]] = {"text": pl.String, "decimal": pl.String, "date": pl.Int64, "int": pl.Int64}
+_KIND_OF: dict[type, str] = {str: "text", Decimal: "decimal", dt.date: "date", int: "int"}
+
+
+def raw_column(values: Sequence[Any], kind: str | None = None) -> tuple[str | None, pl.Series | None]:
+    """A column's values as polars holds them for formatting, and their kind: "text" (str),
+    "decimal" (Decimal, as its str()), "date" (date, as its day ordinal) or "int"; None values are
+    null. (None, None) for any other column (mixed, other types, or values polars cannot hold,
+    such as text with a lone surrogate or an int beyond 64 bits): its cells are made one by one.
+    `kind`: the kind the column must have (a column of None only is then a null one of that kind)."""
+    types = set(map(type, values)) - {_NONE}
+    found = _KIND_OF.get(next(iter(types))) if len(types) == 1 else kind if not types else None
+    if found is None or (kind is not None and found != kind):
+        return None, None
+    try:
+        if found == "decimal":
+            values = [None if v is None else str(v) for v in values]
+        elif found == "date":
+            values = [None if v is None else v.toordinal() for v in values]
+        return found, pl.Series(values, dtype=_DTYPES[found])
+    except (pl.exceptions.PolarsError, OverflowError, TypeError, ValueError):
+        return None, None
+
+
+_FROM_RAW: dict[str, Callable[[Any], Any]] = {"text": lambda v: v, "decimal": Decimal, "date": dt.date.fromordinal,
+                                              "int": lambda v: v}
+
+
+class FrameRows(Sequence[list[Any]]):
+    """A sheet's rows as one polars frame of its columns, each in the form raw_column gives (its
+    kind in `kinds`): the writer formats it without a Python object per cell, and the rows are only
+    made (as Python values, exactly those that were put in) when something indexes or iterates them.
+    `FrameRows.of(columns)` makes one from Python columns, or gives None if a column has no kind."""
+
+    def __init__(self, frame: pl.DataFrame, kinds: Sequence[str]) -> None:
+        if frame.width != len(kinds):
+            raise ValueError("FrameRows: one kind per column")
+        self.frame, self.kinds = frame, list(kinds)
+
+    @classmethod
+    def of(cls, columns: Sequence[Sequence[Any]], kinds: Sequence[str] | None = None) -> FrameRows | None:
+        """`kinds`: what each column must be (else None is given)."""
+        made = [raw_column(c, None if kinds is None else kinds[j]) for j, c in enumerate(columns)]
+        if any(kind is None for kind, _ in made):
+            return None
+        return cls(pl.DataFrame({f"c{j}": raw for j, (_, raw) in enumerate(made)}),
+                   [kind for kind, _ in made])  # type: ignore[misc]
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    def _python(self, rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+        back = [_FROM_RAW[k] for k in self.kinds]
+        return [[None if v is None else f(v) for f, v in zip(back, row, strict=True)] for row in rows]
+
+    @overload
+    def __getitem__(self, index: int) -> list[Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[list[Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[Any] | list[list[Any]]:
+        if isinstance(index, slice):
+            return self._python(self.frame[index].rows())
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self._python([self.frame.row(index)])[0]
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        for start in range(0, len(self), 10_000):
+            yield from self[start:start + 10_000]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(
+            a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FrameRows({self.frame.width} columns × {len(self)} rows)"
+
+
+class _Column:
+    """One column of a block: its kind and polars values (raw_column), and its Python values when
+    they are at hand (otherwise they are made back from the polars ones, for the few cells that
+    need the writer's own function)."""
+
+    def __init__(self, kind: str | None, raw: pl.Series | None, values: Sequence[Any] | None) -> None:
+        self.kind, self.raw, self.values = kind, raw, values
+
+    @classmethod
+    def of(cls, values: Sequence[Any]) -> _Column:
+        kind, raw = raw_column(values)
+        return cls(kind, raw, values)
+
+    def value(self, i: int) -> Any:
+        if self.values is not None:
+            return self.values[i]
+        assert self.raw is not None and self.kind is not None
+        v = self.raw[i]
+        return None if v is None else _FROM_RAW[self.kind](v)
+
+
 class RowsXml:
     """Formats the rows of one sheet; `styles(fill)` gives the ` s="…"` of each column for a row
     fill (the writer registers styles on first use, in row order, as its loop does)."""
@@ -37,7 +139,7 @@ class RowsXml:
         self.letters, self.styles, self.unlocked, self.cell = letters, styles, unlocked, cell
         self.epoch, self.min_serial, self.max_chars = epoch, min_serial, max_chars
 
-    def block(self, columns: list[Sequence[Any]], n: int, fills: Sequence[str | None], first_row: int) -> memoryview:
+    def block(self, columns: list[_Column], n: int, fills: Sequence[str | None], first_row: int) -> memoryview:
         """The <row> elements of `n` rows given by their columns (sheet row numbers from `first_row`),
         as UTF-8, written by polars straight into a buffer: 提成发放表 is about 100 MB of XML, and a
         trip through Python strings (to_list, join, encode) cost 0.4 s more; through one joined
@@ -48,59 +150,62 @@ class RowsXml:
         keys = list(dict.fromkeys(fills))  # in order of first use, as the loop registers them
         by_key = [self.styles(k) for k in keys]
         slot = {k: i for i, k in enumerate(keys)}
-        columns = columns + [(None,) * n] * (ncols - len(columns))
+        columns = columns + [_Column(None, None, (None,) * n)] * (ncols - len(columns))
 
         data: dict[str, pl.Series] = {
             "r": pl.int_range(first_row, first_row + n, eager=True).cast(pl.String),
             "fill": pl.Series([slot[f] for f in fills], dtype=pl.UInt32),
             "has_fill": pl.Series([f is not None for f in fills], dtype=pl.Boolean)}
         checks: list[pl.Expr] = []
-        kinds: list[str | None] = []  # "text"/"number": a column polars formats; None: every cell apart
-        for j, values in enumerate(columns):
-            kind, raw, plain, none = self._column(values, pl.col(f"raw{j}"))
-            kinds.append(kind)
-            if kind is None:
-                data[f"n{j}"] = none
+        for j, column in enumerate(columns):
+            if column.kind is None:
+                assert column.values is not None
+                data[f"n{j}"] = pl.Series([v is None for v in column.values], dtype=pl.Boolean)
                 continue
-            data[f"raw{j}"] = raw
-            checks += [plain.alias(f"v{j}"), pl.col(f"raw{j}").is_null().alias(f"n{j}")]
+            assert column.raw is not None
+            data[f"raw{j}"] = column.raw.alias(f"raw{j}")
+            checks += [self._plain(column.kind, pl.col(f"raw{j}")).alias(f"v{j}"),
+                       pl.col(f"raw{j}").is_null().alias(f"n{j}")]
         frame = pl.DataFrame(data).with_columns(checks)
 
         # the cells polars does not format: where they are, then each made by the writer's own function
-        asked = [j for j in range(ncols) if kinds[j] is not None]
+        asked = [j for j in range(ncols) if columns[j].kind is not None]
         where = frame.select([(pl.col(f"v{j}").is_null() & ~pl.col(f"n{j}")).arg_true().implode().alias(f"{j}")
                               for j in asked]).row(0) if asked else ()
         others = dict(zip(asked, where, strict=True))
         numbers = range(first_row, first_row + n)
         special: dict[str, pl.Series] = {}
-        for j, values in enumerate(columns):
-            rest = others[j] if kinds[j] is not None else [i for i, v in enumerate(values) if v is not None]
+        for j, column in enumerate(columns):
+            if column.kind is not None:
+                rest = others[j]
+            else:
+                assert column.values is not None
+                rest = [i for i, v in enumerate(column.values) if v is not None]
             if rest:
                 cells: list[str | None] = [None] * n
                 letter, cell = self.letters[j], self.cell
                 for i in rest:
-                    cells[i] = cell(f"{letter}{numbers[i]}", by_key[slot[fills[i]]][j], values[i])
+                    cells[i] = cell(f"{letter}{numbers[i]}", by_key[slot[fills[i]]][j], column.value(i))
                 special[f"x{j}"] = pl.Series(cells, dtype=pl.String)
         if special:
             frame = frame.with_columns(**special)
 
         pieces: list[pl.Expr] = [pl.lit('<row r="'), pl.col("r"), pl.lit('">')]
         cells_of: list[pl.Expr] = []
-        for j in range(ncols):
+        for j, column in enumerate(columns):
             style = pl.col("fill").replace_strict(list(range(len(keys))), [styles[j] for styles in by_key],
                                                   return_dtype=pl.String) if len(keys) > 1 else pl.lit(by_key[0][j])
             head = [pl.lit(f'<c r="{self.letters[j]}'), pl.col("r"), pl.lit('"'), style]
-            if kinds[j] == "text":
+            if column.kind == "text":
                 body = [*head, pl.lit(' t="inlineStr"><is><t>'), pl.col(f"v{j}"), pl.lit("</t></is></c>")]
             else:
                 body = [*head, pl.lit("><v>"), pl.col(f"v{j}"), pl.lit("</v></c>")]
-            if kinds[j] is not None and not others[j] and not data[f"raw{j}"].has_nulls():
+            if column.kind is not None and not others[j] and not data[f"raw{j}"].has_nulls():
                 cells_of.append(pl.concat_str(body).alias(f"c{j}"))  # every cell plain
                 continue
             blank_wanted = pl.lit(True) if self.unlocked[j] else pl.col("has_fill")
             made = pl.col(f"x{j}") if f"x{j}" in special else pl.lit(None, dtype=pl.String)
-            cell_xml = pl.when(pl.col(f"n{j}") & blank_wanted).then(pl.concat_str([*head, pl.lit("/>")]))
-            if kinds[j] is not None:
+            if column.kind is not None:
                 cell_xml = pl.when(pl.col(f"v{j}").is_not_null()).then(pl.concat_str(body)).when(
                     made.is_not_null()).then(made).when(pl.col(f"n{j}") & blank_wanted).then(
                     pl.concat_str([*head, pl.lit("/>")]))
@@ -115,46 +220,36 @@ class RowsXml:
         rows.write_csv(out, include_header=False, quote_style="never", line_terminator="")
         return out.getbuffer()
 
-    def _column(self, values: Sequence[Any], raw: pl.Expr) -> tuple[str | None, pl.Series | None, pl.Expr,
-                                                                     pl.Series | None]:
-        """(kind, the values as polars holds them, which of them are plain as the cell's inner text or
-        null, where the value is None). kind "text" or "number" for a column of one type polars can
-        format; None (and where the values are None) for any other: every cell is made apart.
-        `raw`: the column the values will be in."""
-        types = set(map(type, values)) - {_NONE}
-        try:
-            if types == {str}:
-                series = pl.Series(values, dtype=pl.String)
-                plain = ~raw.str.contains(_NEEDS_CARE) & (raw.str.len_chars() <= self.max_chars)
-                return "text", series, pl.when(plain).then(raw), None
-            if types == {Decimal}:
-                series = pl.Series([None if v is None else str(v) for v in values], dtype=pl.String)
-                ok = raw.str.contains(r"[0-9]$") & ((raw == "0") | ~raw.str.contains(_ZERO))
-                return "number", series, pl.when(ok).then(raw), None
-            if types == {dt.date}:
-                series = pl.Series([None if v is None else v.toordinal() - self.epoch for v in values], dtype=pl.Int64)
-                return "number", series, pl.when(raw >= self.min_serial).then(raw.cast(pl.String)), None
-            if types == {int}:
-                return "number", pl.Series(values, dtype=pl.Int64), raw.cast(pl.String), None
-        except (pl.exceptions.PolarsError, OverflowError, TypeError, ValueError):
-            pass  # e.g. text with a lone surrogate, an int beyond 64 bits: all per cell
-        return None, None, pl.lit(None), pl.Series([v is None for v in values], dtype=pl.Boolean)
+    def _plain(self, kind: str, raw: pl.Expr) -> pl.Expr:
+        """A cell's inner text where polars can write it as the loop would, null elsewhere."""
+        if kind == "text":
+            return pl.when(~raw.str.contains(_NEEDS_CARE) & (raw.str.len_chars() <= self.max_chars)).then(raw)
+        if kind == "decimal":
+            return pl.when(raw.str.contains(r"[0-9]$") & ((raw == "0") | ~raw.str.contains(_ZERO))).then(raw)
+        if kind == "date":
+            serial = raw - self.epoch
+            return pl.when(serial >= self.min_serial).then(serial.cast(pl.String))
+        return raw.cast(pl.String)
 
 
 def render_rows(rows: Sequence[Sequence[Any]], fills: Sequence[str | None] | None, rows_xml: RowsXml,
                 block: int) -> Iterator[memoryview]:
     """Every row's XML, `block` rows at a time (memory stays bounded), in sheet order from row 2.
-    Rows given as ColumnRows are sliced by column; others are turned into columns block by block
-    (short rows padded with None, as the loop treats them)."""
+    FrameRows are sliced as they are, ColumnRows by column; other rows are turned into columns
+    block by block (short rows padded with None, as the loop treats them)."""
     by_column = getattr(rows, "columns", None)
     for start in range(0, len(rows), block):
-        if by_column is not None:
-            part: list[Sequence[Any]] = [c[start:start + block] for c in by_column]
-            n = len(part[0]) if part else 0
+        if isinstance(rows, FrameRows):
+            part = rows.frame.slice(start, block)
+            n = part.height
+            columns = [_Column(kind, part.to_series(j), None) for j, kind in enumerate(rows.kinds)]
+        elif by_column is not None:
+            columns = [_Column.of(c[start:start + block]) for c in by_column]
+            n = len(by_column[0][start:start + block]) if by_column else 0
         else:
             chunk = rows[start:start + block]
             n = len(chunk)
-            part = list(itertools.zip_longest(*chunk, fillvalue=None)) if n else []
+            columns = [_Column.of(c) for c in itertools.zip_longest(*chunk, fillvalue=None)] if n else []
         part_fills = [None] * n if fills is None else list(fills[start:start + block])
         part_fills += [None] * (n - len(part_fills))
-        yield rows_xml.block(part, n, part_fills, start + 2)
+        yield rows_xml.block(columns, n, part_fills, start + 2)

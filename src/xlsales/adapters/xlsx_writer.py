@@ -45,7 +45,7 @@ from xml.etree import ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
 from xlsales.adapters.xlsx_charts import CT_CHART, CT_DRAWING, ChartSpec, draw_charts
-from xlsales.adapters.xlsx_rows import RowsXml, render_rows
+from xlsales.adapters.xlsx_rows import FrameRows, RowsXml, render_rows
 
 Kind = Literal["text", "money", "percent", "date", "int", "number"]
 KINDS: tuple[str, ...] = ("text", "money", "percent", "date", "int", "number")
@@ -133,7 +133,7 @@ class SheetOut:
 
     name: str
     columns: list[Column]
-    rows: Sequence[Sequence[Any]]  # a list of rows, or ColumnRows
+    rows: Sequence[Sequence[Any]]  # a list of rows, ColumnRows or FrameRows
     row_fills: list[str | None] | None = None
     editable: set[str] = field(default_factory=set)
     protect: bool = False
@@ -1129,9 +1129,10 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
     fills = sheet.row_fills
     buf: list[str] = []
     if nrows >= VECTOR_MIN_ROWS:
-        if isinstance(sheet.rows, ColumnRows):
-            if len(sheet.rows.columns) > ncols:
-                raise ValueError(f"工作表“{sheet.name}”有 {len(sheet.rows.columns)} 列数据，多于 {ncols} 列")
+        if isinstance(sheet.rows, ColumnRows | FrameRows):
+            width = len(sheet.rows.columns) if isinstance(sheet.rows, ColumnRows) else sheet.rows.frame.width
+            if width > ncols:
+                raise ValueError(f"工作表“{sheet.name}”有 {width} 列数据，多于 {ncols} 列")
         else:
             for i, row in enumerate(sheet.rows):
                 if len(row) > ncols:
