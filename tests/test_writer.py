@@ -706,3 +706,25 @@ def test_payout_cells_made_while_the_log_loads_write_the_same_sheet(tmp_path, mo
         write_sheets(path, [sheet])
         written.append(parts(path))
     assert written[0] == written[1]
+
+
+def test_parts_deflated_by_isal_or_by_zlib_hold_the_same_bytes(tmp_path, monkeypatch):
+    """ISA-L deflates the written parts where it is installed; without it zlib does. Either way
+    each part inflates (zipfile, CRC checked) to the same bytes."""
+    problems = Problems()
+    book, inputs = read_workbook_tables(demo_tables(), DEMO_DATE, problems)
+    assert book is not None
+    sheets = result_sheets(compute(inputs, book, problems), problems.items)
+    base = base_workbook(tmp_path / "base.xlsx")
+    written = {}
+    for name, fast in (("isal", xlsx_writer._fast_zlib), ("zlib", None)):
+        if name == "isal" and fast is None:
+            pytest.skip("isal is not installed here")
+        path = tmp_path / f"{name}.xlsx"
+        shutil.copyfile(base, path)
+        monkeypatch.setattr(xlsx_writer, "_fast_zlib", fast)
+        write_sheets(path, sheets)
+        with zipfile.ZipFile(path) as z:
+            assert z.testzip() is None
+        written[name] = parts(path)
+    assert written["isal"] == written["zlib"]

@@ -67,6 +67,21 @@ CHUNK_ROWS = 2_000
 VECTOR_MIN_ROWS = 5_000  # sheets with this many rows are formatted column by column (xlsx_rows)
 VECTOR_BLOCK_ROWS = 16_384  # rows formatted at a time there (bounds the memory it takes)
 COMPRESS_LEVEL = 2  # 300k-line sheet: ~0.6 s CPU and 23 MB, against ~2.5 s and 20 MB at 6
+# With ISA-L (the isal package, where it has wheels) the parts are deflated 4-5x faster: 提成发放表
+# of a 1M-row run (100 MB of XML) in 0.11 s at its level 1 against 0.45-0.58 s with zlib at 2, for
+# 14.2 MB against 12.9 MB. The write is bound by the CPU of both cores, so that is time saved.
+ISAL_LEVEL = 1
+try:
+    from isal import isal_zlib as _fast_zlib
+except ImportError:  # pragma: no cover - platforms without an isal wheel
+    _fast_zlib = None
+
+
+def _compressor() -> Any:
+    """A raw-deflate compressor for a new part."""
+    if _fast_zlib is not None:
+        return _fast_zlib.compressobj(ISAL_LEVEL, _fast_zlib.DEFLATED, -15)
+    return zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
 
 
 class WorkbookLocked(Exception):
@@ -368,7 +383,7 @@ def _read_central_directory(f: BinaryIO, size: int) -> tuple[list[_RawEntry], in
 class _Deflater:
     def __init__(self, fp: BinaryIO, deflate: bool) -> None:
         self.fp = fp
-        self.compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15) if deflate else None
+        self.compressor = _compressor() if deflate else None
         self.crc = self.usize = self.csize = 0
 
     def feed(self, chunk: bytes | memoryview) -> None:
