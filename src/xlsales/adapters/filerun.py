@@ -65,10 +65,14 @@ class RunReport:
     problem_kinds: dict[str, int] = field(default_factory=dict)
 
     def count_problems(self, problems: Sequence[Problem]) -> None:
-        self.errors = sum(p.is_error for p in problems)
+        # counted by (level, sheet, field) first: a big log gives tens of thousands of problems of a
+        # handful of kinds, and the text of each kind is made once
+        counts = Counter((p.level, p.sheet, p.field) for p in problems)
+        self.errors = sum(n for (level, _, _), n in counts.items() if level is Level.ERROR)
         self.warnings = len(problems) - self.errors
-        kinds = Counter(f"{p.level.value} {p.sheet}·{p.field}" if p.field else f"{p.level.value} {p.sheet}"
-                        for p in problems)
+        kinds: Counter[str] = Counter()
+        for (level, sheet, field_), n in counts.items():
+            kinds[f"{level.value} {sheet}·{field_}" if field_ else f"{level.value} {sheet}"] += n
         error = Level.ERROR.value
         self.problem_kinds = dict(sorted(kinds.items(), key=lambda kv: (not kv[0].startswith(error), -kv[1], kv[0])))
 
