@@ -56,11 +56,46 @@ _FROM_RAW: dict[str, Callable[[Any], Any]] = {"text": lambda v: v, "decimal": De
                                               "int": lambda v: v}
 
 
-class FrameRows(Sequence[list[Any]]):
+class SheetRows(Sequence[list[Any]]):
+    """A sheet's rows held some other way than as a list of rows (ColumnRows, FrameRows): each row
+    is made, as a list, only when something indexes or iterates them."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _rows(self, index: slice) -> list[list[Any]]:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> list[Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[list[Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[Any] | list[list[Any]]:
+        if isinstance(index, slice):
+            return self._rows(index)
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(index)
+        at = index % n
+        return self._rows(slice(at, at + 1))[0]
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        for start in range(0, len(self), 10_000):
+            yield from self._rows(slice(start, start + 10_000))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(
+            a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class FrameRows(SheetRows):
     """A sheet's rows as one polars frame of its columns, each in the form raw_column gives (its
-    kind in `kinds`): the writer formats it without a Python object per cell, and the rows are only
-    made (as Python values, exactly those that were put in) when something indexes or iterates them.
-    `FrameRows.of(columns)` makes one from Python columns, or gives None if a column has no kind."""
+    kind in `kinds`): the writer formats it without a Python object per cell, and rows are made
+    back as exactly the Python values that were put in. `FrameRows.of(columns)` makes one from
+    Python columns, or gives None if a column has no kind."""
 
     def __init__(self, frame: pl.DataFrame, kinds: Sequence[str]) -> None:
         if frame.width != len(kinds):
@@ -79,31 +114,10 @@ class FrameRows(Sequence[list[Any]]):
     def __len__(self) -> int:
         return self.frame.height
 
-    def _python(self, rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    def _rows(self, index: slice) -> list[list[Any]]:
         back = [_FROM_RAW[k] for k in self.kinds]
-        return [[None if v is None else f(v) for f, v in zip(back, row, strict=True)] for row in rows]
-
-    @overload
-    def __getitem__(self, index: int) -> list[Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[list[Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> list[Any] | list[list[Any]]:
-        if isinstance(index, slice):
-            return self._python(self.frame[index].rows())
-        if not -len(self) <= index < len(self):
-            raise IndexError(index)
-        return self._python([self.frame.row(index)])[0]
-
-    def __iter__(self) -> Iterator[list[Any]]:
-        for start in range(0, len(self), 10_000):
-            yield from self[start:start + 10_000]
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and len(other) == len(self) and all(
-            a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
+        return [[None if v is None else f(v) for f, v in zip(back, row, strict=True)]
+                for row in self.frame[index].rows()]
 
     def __repr__(self) -> str:
         return f"FrameRows({self.frame.width} columns × {len(self)} rows)"

@@ -40,12 +40,12 @@ from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, NamedTuple, overload
+from typing import Any, BinaryIO, Literal, NamedTuple
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
 from xlsales.adapters.xlsx_charts import CT_CHART, CT_DRAWING, ChartSpec, draw_charts
-from xlsales.adapters.xlsx_rows import FrameRows, RowsXml, render_rows
+from xlsales.adapters.xlsx_rows import FrameRows, RowsXml, SheetRows, render_rows
 
 Kind = Literal["text", "money", "percent", "date", "int", "number"]
 KINDS: tuple[str, ...] = ("text", "money", "percent", "date", "int", "number")
@@ -99,10 +99,9 @@ class Column:
     width: float | None = None
 
 
-class ColumnRows(Sequence[list[Any]]):
+class ColumnRows(SheetRows):
     """A sheet's rows kept as its columns (one list per column, all the same length). A big result
-    sheet is made column by column and the writer formats it column by column (xlsx_rows), so the
-    rows are only made when something indexes or iterates them."""
+    sheet is made column by column and the writer formats it column by column (xlsx_rows)."""
 
     def __init__(self, columns: Sequence[list[Any]]) -> None:
         self.columns = list(columns)
@@ -113,26 +112,8 @@ class ColumnRows(Sequence[list[Any]]):
     def __len__(self) -> int:
         return self._n
 
-    @overload
-    def __getitem__(self, index: int) -> list[Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[list[Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> list[Any] | list[list[Any]]:
-        if isinstance(index, slice):
-            return [list(row) for row in zip(*(c[index] for c in self.columns), strict=True)]
-        if not -self._n <= index < self._n:
-            raise IndexError(index)
-        return [c[index] for c in self.columns]
-
-    def __iter__(self) -> Iterator[list[Any]]:
-        return (list(row) for row in zip(*self.columns, strict=True))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and len(other) == self._n and all(
-            a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
+    def _rows(self, index: slice) -> list[list[Any]]:
+        return [list(row) for row in zip(*(c[index] for c in self.columns), strict=True)]
 
     def __repr__(self) -> str:
         return f"ColumnRows({len(self.columns)} columns × {self._n} rows)"
