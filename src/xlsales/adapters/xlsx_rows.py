@@ -63,6 +63,11 @@ class SheetRows(Sequence[list[Any]]):
     def __len__(self) -> int:
         raise NotImplementedError
 
+    @property
+    def width(self) -> int:
+        """How many columns there are."""
+        raise NotImplementedError
+
     def _rows(self, index: slice) -> list[list[Any]]:
         raise NotImplementedError
 
@@ -113,6 +118,10 @@ class FrameRows(SheetRows):
 
     def __len__(self) -> int:
         return self.frame.height
+
+    @property
+    def width(self) -> int:
+        return self.frame.width
 
     def _rows(self, index: slice) -> list[list[Any]]:
         back = [_FROM_RAW[k] for k in self.kinds]
@@ -217,15 +226,13 @@ class RowsXml:
             if column.kind is not None and not others[j] and not data[f"raw{j}"].has_nulls():
                 cells_of.append(pl.concat_str(body).alias(f"c{j}"))  # every cell plain
                 continue
+            # a cell is plain, made apart or empty (those three exclude each other), else absent
             blank_wanted = pl.lit(True) if self.unlocked[j] else pl.col("has_fill")
             made = pl.col(f"x{j}") if f"x{j}" in special else pl.lit(None, dtype=pl.String)
+            cell_xml = pl.when(made.is_not_null()).then(made)
             if column.kind is not None:
-                cell_xml = pl.when(pl.col(f"v{j}").is_not_null()).then(pl.concat_str(body)).when(
-                    made.is_not_null()).then(made).when(pl.col(f"n{j}") & blank_wanted).then(
-                    pl.concat_str([*head, pl.lit("/>")]))
-            else:
-                cell_xml = pl.when(made.is_not_null()).then(made).when(pl.col(f"n{j}") & blank_wanted).then(
-                    pl.concat_str([*head, pl.lit("/>")]))
+                cell_xml = cell_xml.when(pl.col(f"v{j}").is_not_null()).then(pl.concat_str(body))
+            cell_xml = cell_xml.when(pl.col(f"n{j}") & blank_wanted).then(pl.concat_str([*head, pl.lit("/>")]))
             cells_of.append(cell_xml.otherwise(pl.lit("")).alias(f"c{j}"))
         pieces += [pl.col(f"c{j}") for j in range(ncols)]
         pieces.append(pl.lit("</row>"))
@@ -253,17 +260,14 @@ def render_rows(rows: Sequence[Sequence[Any]], fills: Sequence[str | None] | Non
     block by block (short rows padded with None, as the loop treats them)."""
     by_column = getattr(rows, "columns", None)
     for start in range(0, len(rows), block):
+        n = min(block, len(rows) - start)
         if isinstance(rows, FrameRows):
             part = rows.frame.slice(start, block)
-            n = part.height
             columns = [_Column(kind, part.to_series(j), None) for j, kind in enumerate(rows.kinds)]
         elif by_column is not None:
             columns = [_Column.of(c[start:start + block]) for c in by_column]
-            n = len(by_column[0][start:start + block]) if by_column else 0
         else:
-            chunk = rows[start:start + block]
-            n = len(chunk)
-            columns = [_Column.of(c) for c in itertools.zip_longest(*chunk, fillvalue=None)] if n else []
+            columns = [_Column.of(c) for c in itertools.zip_longest(*rows[start:start + block], fillvalue=None)]
         part_fills = [None] * n if fills is None else list(fills[start:start + block])
         part_fills += [None] * (n - len(part_fills))
         yield rows_xml.block(columns, n, part_fills, start + 2)

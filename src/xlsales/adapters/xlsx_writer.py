@@ -45,7 +45,7 @@ from xml.etree import ElementTree as ET
 from xml.sax.saxutils import quoteattr
 
 from xlsales.adapters.xlsx_charts import CT_CHART, CT_DRAWING, ChartSpec, draw_charts
-from xlsales.adapters.xlsx_rows import FrameRows, RowsXml, SheetRows, render_rows
+from xlsales.adapters.xlsx_rows import RowsXml, SheetRows, render_rows
 
 Kind = Literal["text", "money", "percent", "date", "int", "number"]
 KINDS: tuple[str, ...] = ("text", "money", "percent", "date", "int", "number")
@@ -111,6 +111,10 @@ class ColumnRows(SheetRows):
 
     def __len__(self) -> int:
         return self._n
+
+    @property
+    def width(self) -> int:
+        return len(self.columns)
 
     def _rows(self, index: slice) -> list[list[Any]]:
         return [list(row) for row in zip(*(c[index] for c in self.columns), strict=True)]
@@ -1125,10 +1129,9 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
     fills = sheet.row_fills
     buf: list[str] = []
     if nrows >= VECTOR_MIN_ROWS:
-        if isinstance(sheet.rows, ColumnRows | FrameRows):
-            width = len(sheet.rows.columns) if isinstance(sheet.rows, ColumnRows) else sheet.rows.frame.width
-            if width > ncols:
-                raise ValueError(f"工作表“{sheet.name}”有 {width} 列数据，多于 {ncols} 列")
+        if isinstance(sheet.rows, SheetRows):
+            if sheet.rows.width > ncols:
+                raise ValueError(f"工作表“{sheet.name}”有 {sheet.rows.width} 列数据，多于 {ncols} 列")
         else:
             for i, row in enumerate(sheet.rows):
                 if len(row) > ncols:

@@ -159,8 +159,9 @@ def _apply_monthly_caps(frame: pl.DataFrame, book: Rulebook) -> pl.DataFrame:
         cap=pl.col("action").replace_strict(caps, default=None, return_dtype=pl.Int64),
         **{f"_{c}": pl.col(c).cast(pl.Categorical).to_physical().cast(pl.Int64) for c in ("rep_id", "customer", "action")},
     )
+    helpers = ["_rep_id", "_customer", "_action"]
     if frame.height == 0:
-        return frame.with_columns(counted=pl.col("count"), key=pl.lit(0, dtype=pl.Int64))
+        return frame.with_columns(counted=pl.col("count")).drop(helpers)
     sizes = [_int(frame[c].max()) + 1 for c in ("_rep_id", "_customer", "_action")]
     low, high = _int(frame["month"].min()), _int(frame["month"].max())
     key = ((pl.col("_rep_id") * sizes[1] + pl.col("_customer")) * sizes[2] + pl.col("_action")) \
@@ -178,7 +179,7 @@ def _apply_monthly_caps(frame: pl.DataFrame, book: Rulebook) -> pl.DataFrame:
     ).with_columns(
         counted=(pl.col("cap") - pl.col("prior")).clip(0, None).clip(None, pl.col("count"))
     ).drop("prior")
-    return pl.concat([capped, within]).drop("_rep_id", "_customer", "_action", "key", "_over")
+    return pl.concat([capped, within]).drop(*helpers, "key", "_over")
 
 
 def _int(value: object) -> int:
