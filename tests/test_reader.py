@@ -4,6 +4,7 @@ round trip file -> core -> results."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -467,6 +468,44 @@ def test_big_log_is_read_in_a_second_process_with_the_same_result(tmp_path, monk
     assert started and started[0].proc is None and started[0].out is None  # waited for and cleaned up
     assert in_child.log is not None and in_process.log is not None and in_child.log.frame.equals(in_process.log.frame)
     assert in_child.problems == in_process.problems and in_child.tables == in_process.tables
+
+
+def test_the_childs_arrow_file_read_mapped_is_the_same_frame_and_outlives_the_file(tmp_path):
+    """While the child still reads, pyarrow is imported and its file is then memory-mapped; the
+    frame must equal polars' own read, and stay whole once the child's file is deleted."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.ipc as ipc
+
+    texts = ["2026-01-05 00:00:00", None, "客户“甲”", "x" * 40, "", "R001"] * 50
+    batch = pa.record_batch({"日期": pa.array(texts, pa.string()), "次数": pa.array(list(reversed(texts)), pa.string())})
+    path = tmp_path / "log.arrow"
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    arrow = xlsx_reader._arrow_reader()
+    if os.name == "posix":
+        assert arrow is not None
+    plain = xlsx_reader._read_arrow_file(str(path), None)
+    mapped = xlsx_reader._read_arrow_file(str(path), arrow)
+    path.unlink()
+    assert mapped.equals(plain) and mapped.schema == plain.schema and mapped.height == len(texts)
+    assert mapped.get_column("日期").to_list() == texts
+
+
+def test_a_log_read_while_the_child_still_runs_takes_the_mapped_path(tmp_path, monkeypatch):
+    pytest.importorskip("fastexcel")
+    pytest.importorskip("pyarrow")
+    path = write_book(tmp_path / "p.xlsx", demo_tables())
+    in_process = read_workbook(path)
+    monkeypatch.setattr(log_prefetch, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(log_prefetch, "spare_core", lambda: True)
+    monkeypatch.setattr(log_prefetch.LogChild, "running", lambda self: True)
+    used: list[Any] = []
+    original = xlsx_reader._read_arrow_file
+    monkeypatch.setattr(xlsx_reader, "_read_arrow_file", lambda p, arrow: (used.append(arrow), original(p, arrow))[1])
+    data = read_workbook(path)
+    assert len(used) == 1 and (used[0] is not None or os.name != "posix")
+    assert data.log is not None and in_process.log is not None and data.log.frame.equals(in_process.log.frame)
+    assert data.problems == in_process.problems
 
 
 def test_a_failing_second_process_falls_back(tmp_path, monkeypatch):

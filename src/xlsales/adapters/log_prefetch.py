@@ -91,6 +91,10 @@ class LogChild:
         except OSError:
             return False
 
+    def running(self) -> bool:
+        """Whether the child is still reading (the caller has time for something else)."""
+        return self.proc is not None and self.proc.poll() is None
+
     def wait(self) -> str | None:
         if self.proc is None or self.out is None:
             return None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import html
+import os
 import posixpath
 import re
 import zipfile
@@ -959,11 +960,11 @@ class _LogRead:
         shaped = None
         if self.child is not None:
             try:
+                arrow = _arrow_reader() if self.child.running() else None
                 out = self.child.wait()
                 if out is not None:
-                    with open(out, "rb") as stream:
-                        shaped = _shape_log(pl.read_ipc(stream))
-            except (OSError, pl.exceptions.PolarsError):
+                    shaped = _shape_log(_read_arrow_file(out, arrow))
+            except (OSError, ValueError, pl.exceptions.PolarsError):
                 shaped = None
             finally:
                 self.close()
@@ -973,6 +974,33 @@ class _LogRead:
         if self.child is not None:
             self.child.close()
             self.child = None
+
+
+def _arrow_reader() -> Any:
+    """pyarrow's IPC module, imported while the log's process still runs (0.1 s that would
+    otherwise come after it); None without pyarrow or where a mapped file could not be deleted
+    (Windows), and polars reads the file itself."""
+    if os.name != "posix":
+        return None
+    try:
+        import pyarrow.ipc
+    except ImportError:
+        return None
+    return pyarrow
+
+
+def _read_arrow_file(path: str, arrow: Any) -> pl.DataFrame:
+    """The child's Arrow file as a frame. With pyarrow (see _arrow_reader) the file is memory-mapped
+    and the frame made from it: 0.03–0.07 s for the 1M-row log's 90 MB, against 0.10–0.20 s for
+    polars' own read (measured 2026-11-27). The file may be deleted while mapped on POSIX."""
+    if arrow is None:
+        with open(path, "rb") as stream:
+            return pl.read_ipc(stream)
+    with arrow.memory_map(path) as source:
+        table = arrow.ipc.open_file(source).read_all()
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _code_text(value: int | Decimal) -> str:
