@@ -508,6 +508,28 @@ def test_a_log_read_while_the_child_still_runs_takes_the_mapped_path(tmp_path, m
     assert data.problems == in_process.problems
 
 
+def test_the_log_child_writes_the_columns_as_text(tmp_path):
+    """The child itself succeeds (a failing one would go unnoticed: the reader falls back)."""
+    pytest.importorskip("fastexcel")
+    pytest.importorskip("pyarrow")
+    path = write_book(tmp_path / "p.xlsx", small_tables())
+    child = log_prefetch.LogChild(path, LOG_SHEET, ["工号", "次数"])
+    try:
+        out = child.wait()
+        assert out is not None
+        frame = pl.read_ipc(out)
+        assert frame.columns == ["工号", "次数"] and frame.height == 5
+        assert frame.schema == pl.Schema({"工号": pl.String, "次数": pl.String})
+    finally:
+        child.close()
+    by_index = log_prefetch.LogChild(path, LOG_SHEET, [1, 6])
+    try:
+        out = by_index.wait()
+        assert out is not None and pl.read_ipc(out).height == 5
+    finally:
+        by_index.close()
+
+
 def test_a_failing_second_process_falls_back(tmp_path, monkeypatch):
     pytest.importorskip("fastexcel")
     pytest.importorskip("pyarrow")
