@@ -453,19 +453,27 @@ def test_exact_reader_reports_the_log_the_same_way(tmp_path, monkeypatch):
     assert exact.problems == fast.problems
 
 
-def test_big_log_is_read_in_a_second_process_with_the_same_result(tmp_path, monkeypatch):
+@pytest.mark.parametrize("still_running", [False, True])
+def test_big_log_is_read_in_a_second_process_with_the_same_result(tmp_path, monkeypatch, still_running):
+    """The same log either way; a child still reading when it is waited for has its file mapped
+    by pyarrow (imported meanwhile), one already done has it read by polars."""
     pytest.importorskip("fastexcel")
     pytest.importorskip("pyarrow")
     path = write_book(tmp_path / "p.xlsx", demo_tables())
     in_process = read_workbook(path)
     monkeypatch.setattr(log_prefetch, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(log_prefetch, "spare_core", lambda: True)
+    monkeypatch.setattr(log_prefetch.LogChild, "running", lambda self: still_running)
     started: list[Any] = []
     original = log_prefetch.LogChild.__init__
     monkeypatch.setattr(log_prefetch.LogChild, "__init__",
                         lambda self, *a: (started.append(self), original(self, *a))[1])
+    used: list[Any] = []
+    read_file = xlsx_reader._read_arrow_file
+    monkeypatch.setattr(xlsx_reader, "_read_arrow_file", lambda p, arrow: (used.append(arrow), read_file(p, arrow))[1])
     in_child = read_workbook(path)
     assert started and started[0].proc is None and started[0].out is None  # waited for and cleaned up
+    assert len(used) == 1 and (used[0] is not None) == (still_running and os.name == "posix")
     assert in_child.log is not None and in_process.log is not None and in_child.log.frame.equals(in_process.log.frame)
     assert in_child.problems == in_process.problems and in_child.tables == in_process.tables
 
@@ -489,23 +497,6 @@ def test_the_childs_arrow_file_read_mapped_is_the_same_frame_and_outlives_the_fi
     path.unlink()
     assert mapped.equals(plain) and mapped.schema == plain.schema and mapped.height == len(texts)
     assert mapped.get_column("日期").to_list() == texts
-
-
-def test_a_log_read_while_the_child_still_runs_takes_the_mapped_path(tmp_path, monkeypatch):
-    pytest.importorskip("fastexcel")
-    pytest.importorskip("pyarrow")
-    path = write_book(tmp_path / "p.xlsx", demo_tables())
-    in_process = read_workbook(path)
-    monkeypatch.setattr(log_prefetch, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(log_prefetch, "spare_core", lambda: True)
-    monkeypatch.setattr(log_prefetch.LogChild, "running", lambda self: True)
-    used: list[Any] = []
-    original = xlsx_reader._read_arrow_file
-    monkeypatch.setattr(xlsx_reader, "_read_arrow_file", lambda p, arrow: (used.append(arrow), original(p, arrow))[1])
-    data = read_workbook(path)
-    assert len(used) == 1 and (used[0] is not None or os.name != "posix")
-    assert data.log is not None and in_process.log is not None and data.log.frame.equals(in_process.log.frame)
-    assert data.problems == in_process.problems
 
 
 def test_the_log_child_writes_the_columns_as_text(tmp_path):
