@@ -977,9 +977,9 @@ class _LogRead:
 
 
 def _arrow_reader() -> Any:
-    """pyarrow's IPC module, imported while the log's process still runs (0.1 s that would
+    """pyarrow, with its IPC module, imported while the log's process still runs (0.1 s that would
     otherwise come after it); None without pyarrow or where a mapped file could not be deleted
-    (Windows), and polars reads the file itself."""
+    (Windows): polars then reads the file itself."""
     if os.name != "posix":
         return None
     try:
