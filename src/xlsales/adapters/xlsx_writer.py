@@ -1126,8 +1126,6 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
         cells.cell(f"{letters[j]}1", header_style, clean_text(c.header)) for j, c in enumerate(sheet.columns)) + "</row>")
     yield "".join(head).encode("utf-8")
 
-    fills = sheet.row_fills
-    buf: list[str] = []
     if nrows >= VECTOR_MIN_ROWS:
         if isinstance(sheet.rows, SheetRows):
             if sheet.rows.width > ncols:
@@ -1137,16 +1135,16 @@ def _sheet_chunks(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _P
                 if len(row) > ncols:
                     raise ValueError(f"工作表“{sheet.name}”第 {i + 2} 行有 {len(row)} 个值，多于 {ncols} 列")
         rows_xml = RowsXml(letters, styles_of, unlocked, cells.cell, cells.epoch, cells.min_serial, MAX_CELL_CHARS)
-        yield from render_rows(sheet.rows, fills, rows_xml, VECTOR_BLOCK_ROWS)
+        yield from render_rows(sheet.rows, sheet.row_fills, rows_xml, VECTOR_BLOCK_ROWS)
     else:
         yield from _loop_rows(sheet, letters, unlocked, styles_of, cells)
-    buf.append("</sheetData>")
+    tail = ["</sheetData>"]
     if sheet.protected:
-        buf.append('<sheetProtection sheet="1" objects="1" scenarios="1" formatColumns="0" formatRows="0" '
-                   'autoFilter="0"/>')
-    buf.append(f'<autoFilter ref="A1:{last}"/>')
-    buf.append(_tail(prev, fit_page))
-    yield "".join(buf).encode("utf-8")
+        tail.append('<sheetProtection sheet="1" objects="1" scenarios="1" formatColumns="0" formatRows="0" '
+                    'autoFilter="0"/>')
+    tail.append(f'<autoFilter ref="A1:{last}"/>')
+    tail.append(_tail(prev, fit_page))
+    yield "".join(tail).encode("utf-8")
 
 
 def _loop_rows(sheet: SheetOut, letters: list[str], unlocked: list[bool], styles_of: Callable[[str | None], list[str]],
