@@ -55,6 +55,21 @@ def test_monthly_cap_ignores_the_excess_and_warns():
     assert "不计分" in warning.message and not warning.is_error
 
 
+def test_cap_warnings_come_in_sheet_order():
+    # over the cap: E2's C2 in June (rows 3, 5), E1's C1 in June (rows 4, 7), E1's C2 in May (rows 6, 8);
+    # in (rep, customer, action, month) order that would be rows 7, 8, 5
+    _, problems = evaluate(
+        entry("2026-06-02", "A05", rep_id="E2", customer_code="C2", row=3),
+        entry("2026-06-01", "A05", rep_id="E1", customer_code="C1", row=4),
+        entry("2026-06-03", "A05", rep_id="E2", customer_code="C2", row=5),
+        entry("2026-05-01", "A05", rep_id="E1", customer_code="C2", row=6),
+        entry("2026-06-09", "A05", rep_id="E1", customer_code="C1", row=7),
+        entry("2026-05-02", "A05", rep_id="E1", customer_code="C2", row=8),
+    )
+    assert [(p.row, p.field, p.value) for p in problems.items] == [(5, "次数", "1"), (7, "次数", "1"), (8, "次数", "1")]
+    assert problems.items[0].message == "“邀请参观公司”每月每客户最多计 1 次，本月已满，这一行 1 次中只计 0 次，超出的 1 次不计分"
+
+
 def test_cap_splits_an_entry_with_several_counts():
     # A02 上门拜访: 2 points, cap 4; 3 + 3 in one month -> 4 count
     facts, problems = evaluate(entry("2026-06-01", "A02", count=3), entry("2026-06-02", "A02", count=3))

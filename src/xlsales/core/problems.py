@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -40,6 +41,11 @@ class Problems:
 
     def warn(self, sheet: str, row: int | None, field: str | None, value: object, message: str) -> None:
         self.items.append(Problem(Level.WARNING, sheet, row, field, _show(value), message))
+
+    def warn_rows(self, sheet: str, field: str, rows: Iterable[tuple[int, str | None, str]]) -> None:
+        """Many warnings of one sheet and field at once: (row, value as text or None, message)."""
+        warning = Level.WARNING
+        self.items.extend([Problem(warning, sheet, row, field, value or "", message) for row, value, message in rows])
 
     def extend(self, problems: list[Problem]) -> None:
         self.items.extend(problems)

@@ -63,30 +63,35 @@ def _report(problems: Problems, frame: pl.DataFrame, column: str, message: str, 
         add(LOG_SHEET, row, field, value, message.format(value=value))
 
 
-def _check_rows(frame: pl.DataFrame, book: Rulebook, reps: set[str], customers: set[str], problems: Problems) -> pl.DataFrame:
+# Each reference column's code in its known list (pl.Enum's physical index), made once while the
+# references are checked: the monthly caps' key, the caps, the points and the per-customer sums
+# are looked up by these small integers (a join, a Categorical cast or a group_by on a million
+# strings cost 0.05–0.1 s each).
+_CODES = {"rep_id": "_rep", "customer": "_customer", "action": "_action", "role": "_role"}
+
+
+def _check_rows(frame: pl.DataFrame, book: Rulebook, known: dict[str, list[str]], problems: Problems) -> pl.DataFrame:
     """The rows that count: dated up to the evaluation date, every reference known, approved when the
-    action needs it. Every check is a flag of one pass and the rows are filtered once (a million-row
-    log copied once, not three times); the problems come in the same order as checking one by one:
-    future dates, then each reference check, then pending approvals."""
+    action needs it, with each reference's code in `known` (_CODES). Every check is a flag of one
+    pass and the rows are filtered once (a million-row log copied once, not three times); the
+    problems come in the same order as checking one by one: future dates, then each reference check,
+    then pending approvals."""
     ev = book.evaluation_date
     checks = (
-        ("date", None, "日期不能为空：请填写动作发生的日期"),
-        ("action", set(book.actions), "动作库里没有动作编码“{value}”：请从下拉列表选择，或先在动作库里添加"),
-        ("role", set(book.roles), "角色“{value}”不在角色系数表里：请从下拉列表选择"),
-        ("customer", customers, "客户表里没有客户编码“{value}”：请核对编码，或先在客户表里添加"),
-        ("rep_id", reps, "销售人员表里没有工号“{value}”：请核对工号"),
+        ("date", "日期不能为空：请填写动作发生的日期"),
+        ("action", "动作库里没有动作编码“{value}”：请从下拉列表选择，或先在动作库里添加"),
+        ("role", "角色“{value}”不在角色系数表里：请从下拉列表选择"),
+        ("customer", "客户表里没有客户编码“{value}”：请核对编码，或先在客户表里添加"),
+        ("rep_id", "销售人员表里没有工号“{value}”：请核对工号"),
     )
-    flags = {}
-    for column, allowed, _ in checks:
-        ok = pl.col(column).is_not_null()
-        if allowed is not None:
-            ok = ok & pl.col(column).is_in(sorted(allowed))
-        flags[f"ok_{column}"] = ok
+    # a value outside its list becomes null in the Enum cast: that null is the check
+    codes = {_CODES[c]: pl.col(c).cast(pl.Enum(known[c]), strict=False).to_physical() for c in _CODES}
+    flags = {f"ok_{column}": pl.col(_CODES.get(column, column)).is_not_null() for column, _ in checks}
     flags["ok_count"] = pl.col("count").is_not_null() & (pl.col("count") >= 1)
-    gated = sorted(code for code, a in book.actions.items() if a.needs_approval)
-    flagged = frame.with_columns(future=(pl.col("date") > ev).fill_null(False), **flags) \
-        .with_columns(ok=pl.all_horizontal(*flags)) \
-        .with_columns(pending=pl.col("ok") & pl.col("action").is_in(gated) & (pl.col("approval").fill_null("") != APPROVED))
+    gated = [i for i, code in enumerate(known["action"]) if book.actions[code].needs_approval]
+    flagged = frame.with_columns(future=(pl.col("date") > ev).fill_null(False), **codes) \
+        .with_columns(**flags).with_columns(ok=pl.all_horizontal(*flags)) \
+        .with_columns(pending=pl.col("ok") & pl.col("_action").is_in(gated) & (pl.col("approval").fill_null("") != APPROVED))
 
     future = flagged.filter(pl.col("future"))
     if future.height:
@@ -94,12 +99,12 @@ def _check_rows(frame: pl.DataFrame, book: Rulebook, reps: set[str], customers: 
         problems.warn(LOG_SHEET, first["row"], "日期", first["date"],
                       f"有 {future.height} 条记录的日期晚于评估日期 {ev}，本次不计入（从这一行起）")
     bad = flagged.filter(~pl.col("future") & ~pl.col("ok"))  # only the (few) bad rows are looked at again
-    for column, _, message in checks:
+    for column, message in checks:
         _report(problems, bad.filter(~pl.col(f"ok_{column}")), column, message)
     _report(problems, bad.filter(~pl.col("ok_count")), "count", "次数应为不小于 1 的整数（留空按 1 次）")
     _report(problems, flagged.filter(~pl.col("future") & pl.col("pending")), "approval",
             "该动作需审批，审批状态为“{value}”，批准前不计分", warn=True)
-    return flagged.filter(~pl.col("future") & pl.col("ok") & ~pl.col("pending")).select(frame.columns)
+    return flagged.filter(~pl.col("future") & pl.col("ok") & ~pl.col("pending")).select(*frame.columns, *codes)
 
 
 def evaluate_log(log: ActivityLog, book: Rulebook, reps: set[str], customers: set[str],
@@ -109,32 +114,46 @@ def evaluate_log(log: ActivityLog, book: Rulebook, reps: set[str], customers: se
     frame = log.frame.select("row", "date", "rep_id", "customer", "role", "action", "count", "approval") \
         .with_columns(pl.col("count").fill_null(1))
     read = frame.height
-    frame = _check_rows(frame, book, reps, customers, problems)
+    known = {"rep_id": sorted(reps), "customer": sorted(customers), "action": list(book.actions), "role": list(book.roles)}
+    frame = _check_rows(frame, book, known, problems)
 
-    frame = _apply_monthly_caps(frame, book)
-    excess = frame.filter(pl.col("counted") < pl.col("count"))
-    for row, action, count, counted, cap in excess.select("row", "action", "count", "counted", "cap").iter_rows():
-        problems.warn(LOG_SHEET, row, "次数", count,
-                      f"“{book.actions[action].name}”每月每客户最多计 {cap} 次，本月已满，"
-                      f"这一行 {count} 次中只计 {counted} 次，超出的 {count - counted} 次不计分")
+    frame = _apply_monthly_caps(frame, book, known)
+    excess = frame.filter(pl.col("counted") < pl.col("count")).sort("row")  # in sheet order
+    if excess.height:  # tens of thousands on a big log: the messages made by polars, not one by one
+        names = [book.actions[code].name for code in known["action"]]
+        messages = excess.select(
+            pl.col("row"), pl.col("count").cast(pl.String),
+            pl.format("“{}”每月每客户最多计 {} 次，本月已满，这一行 {} 次中只计 {} 次，超出的 {} 次不计分",
+                      pl.col("_action").replace_strict(list(range(len(names))), names, return_dtype=pl.String),
+                      "cap", "count", "counted", pl.col("count") - pl.col("counted")))
+        problems.warn_rows(LOG_SHEET, "次数", messages.iter_rows())
 
-    frame, scale = _with_points(frame, book)
+    frame, scale = _with_points(frame, book, known)
     frame = frame.filter(pl.col("counted") > 0)
 
-    indicator_of = {code: a.indicator for code, a in book.actions.items() if a.indicator}
+    # per customer, by code; an indicator by its place in `indicators`
+    indicators = sorted({a.indicator for a in book.actions.values() if a.indicator})
+    indicator_at = [indicators.index(a.indicator) if a.indicator else None
+                    for a in (book.actions[code] for code in known["action"])]
     in_window = frame.filter(pl.col("date") >= window_start(ev, book.params.window_months))
-    per_customer = in_window.group_by("customer").agg(
+    per_customer = in_window.group_by("_customer").agg(
         pl.col("points").sum().alias("points"),
         pl.len().alias("entries"),
         pl.col("date").max().alias("last"),
-        pl.col("action").replace_strict(indicator_of, default=None, return_dtype=pl.String)
-        .drop_nulls().unique().alias("indicators"),
+        pl.col("_action").replace_strict(list(range(len(indicator_at))), indicator_at, default=None,
+                                         return_dtype=pl.Int64).drop_nulls().unique().sort().alias("indicators"),
     )
     cap = book.params.score_cap
     customers_out: dict[str, CustomerEvidence] = {}
-    for code, points, entries, last, indicators in per_customer.iter_rows():
+    held: dict[tuple[int, ...], frozenset[str]] = {}  # a few distinct sets, each made once
+    codes = known["customer"]
+    for at, points, entries, last, found in per_customer.iter_rows():
+        key = tuple(found)
+        these = held.get(key)
+        if these is None:
+            these = held[key] = frozenset(indicators[i] for i in key)
         raw = _decimal(points, scale)
-        customers_out[code] = CustomerEvidence(raw, clamp(raw, -cap, cap), frozenset(indicators), entries, last)
+        customers_out[codes[at]] = CustomerEvidence(raw, clamp(raw, -cap, cap), these, entries, last)
 
     this_month = frame.filter(pl.col("date") >= month_start(ev)).group_by("rep_id").agg(pl.col("points").sum())
     rep_raw = {rep: _decimal(points, scale) for rep, points in this_month.iter_rows()}
@@ -148,24 +167,22 @@ def evaluate_log(log: ActivityLog, book: Rulebook, reps: set[str], customers: se
     )
 
 
-def _apply_monthly_caps(frame: pl.DataFrame, book: Rulebook) -> pl.DataFrame:
-    """Add `counted`: an action counts at most N times per (rep, customer, action, month), the
-    first N in date order (then sheet order). One int key and a running sum: polars' over() with
-    four string keys costs seconds on a million rows. The entries of months over their cap come
-    first, in (key, date, row) order, then the others as they were."""
-    caps = {code: a.monthly_cap for code, a in book.actions.items() if a.monthly_cap is not None}
+def _apply_monthly_caps(frame: pl.DataFrame, book: Rulebook, known: dict[str, list[str]]) -> pl.DataFrame:
+    """Add `counted` (and `cap`): an action counts at most N times per (rep, customer, action,
+    month), the first N in date order (then sheet order). One int key from the codes and a running
+    sum: polars' over() with four string keys costs seconds on a million rows. The entries of
+    months over their cap come first, in (key, date, row) order, then the others as they were."""
+    caps = [book.actions[code].monthly_cap for code in known["action"]]
     frame = frame.with_columns(
         month=pl.col("date").dt.year().cast(pl.Int64) * 12 + pl.col("date").dt.month().cast(pl.Int64),
-        cap=pl.col("action").replace_strict(caps, default=None, return_dtype=pl.Int64),
-        **{f"_{c}": pl.col(c).cast(pl.Categorical).to_physical().cast(pl.Int64) for c in ("rep_id", "customer", "action")},
+        cap=pl.col("_action").replace_strict(list(range(len(caps))), caps, default=None, return_dtype=pl.Int64),
     )
-    helpers = ["_rep_id", "_customer", "_action"]
     if frame.height == 0:
-        return frame.with_columns(counted=pl.col("count")).drop(helpers)
-    sizes = [_int(frame[c].max()) + 1 for c in ("_rep_id", "_customer", "_action")]
+        return frame.with_columns(counted=pl.col("count"))
     low, high = _int(frame["month"].min()), _int(frame["month"].max())
-    key = ((pl.col("_rep_id") * sizes[1] + pl.col("_customer")) * sizes[2] + pl.col("_action")) \
-        * (high - low + 1) + (pl.col("month") - low)
+    sizes = [len(known["customer"]), len(known["action"]), high - low + 1]
+    key = ((pl.col("_rep").cast(pl.Int64) * sizes[0] + pl.col("_customer")) * sizes[1] + pl.col("_action")) \
+        * sizes[2] + (pl.col("month") - low)
     frame = frame.with_columns(key=key)
     # Only a month that goes over its cap needs its entries in order; most stay within (a rep logs
     # a visit or two per customer a month), and sorting just those is a fraction of sorting all.
@@ -179,7 +196,7 @@ def _apply_monthly_caps(frame: pl.DataFrame, book: Rulebook) -> pl.DataFrame:
     ).with_columns(
         counted=(pl.col("cap") - pl.col("prior")).clip(0, None).clip(None, pl.col("count"))
     ).drop("prior")
-    return pl.concat([capped, within]).drop(*helpers, "key", "_over")
+    return pl.concat([capped, within]).drop("key", "_over")
 
 
 def _int(value: object) -> int:
@@ -190,21 +207,18 @@ def _decimal(fixed: int, scale: int) -> Decimal:
     return Decimal(int(fixed)).scaleb(-scale).normalize() + Decimal(0)
 
 
-def _with_points(frame: pl.DataFrame, book: Rulebook) -> tuple[pl.DataFrame, int]:
-    """Add an exact fixed-point `points` column (value × 10^scale) = unit × role weight × counted."""
-    units = {(code, role): a.unit_points * w for code, a in book.actions.items() for role, w in book.roles.items()}
-    scale = max((max(0, -int(u.normalize().as_tuple().exponent)) for u in units.values()), default=0)
-    fixed = {key: int(u.scaleb(scale)) for key, u in units.items()}
-    largest = max((abs(v) for v in fixed.values()), default=0)
+def _with_points(frame: pl.DataFrame, book: Rulebook, known: dict[str, list[str]]) -> tuple[pl.DataFrame, int]:
+    """Add an exact fixed-point `points` column (value × 10^scale) = unit × role weight × counted,
+    the unit looked up by (action, role) code."""
+    roles = known["role"]
+    units = [book.actions[code].unit_points * book.roles[role] for code in known["action"] for role in roles]
+    scale = max((max(0, -int(u.normalize().as_tuple().exponent)) for u in units), default=0)
+    fixed = [int(u.scaleb(scale)) for u in units]
+    largest = max((abs(v) for v in fixed), default=0)
     total_count = int(frame["counted"].sum() or 0)
     if largest * max(total_count, 1) >= _INT64_SAFE:
         raise OverflowError(
             f"关系分计算超出精确整数范围（分值×系数的小数位 {scale} 位，合计次数 {total_count}）：请减少系数的小数位")
-    table = pl.DataFrame(
-        {"action": [k[0] for k in fixed], "role": [k[1] for k in fixed], "unit": list(fixed.values())},
-        schema={"action": pl.String, "role": pl.String, "unit": pl.Int64},
-    )
-    frame = frame.join(table, on=["action", "role"], how="left").with_columns(
-        points=pl.col("unit") * pl.col("counted")
-    )
-    return frame, scale
+    pair = pl.col("_action").cast(pl.Int64) * len(roles) + pl.col("_role")
+    unit = pair.replace_strict(list(range(len(fixed))), fixed, return_dtype=pl.Int64) if fixed else pl.lit(0, pl.Int64)
+    return frame.with_columns(points=unit * pl.col("counted")), scale
