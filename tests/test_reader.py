@@ -440,6 +440,26 @@ def check_bad_log(data: WorkbookData) -> None:
     assert cells == {"G3", "A4", "A5", "G6", "G7", "G8", "A9", "A14", "A15", "C16"}
 
 
+def test_log_text_is_stripped_as_strip_chars_strips_it():
+    """_tidy decides which columns need stripping on their distinct values (in one query): the
+    result is every value stripped, blank made null, whichever columns have such values."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    # spaces Python's strip() and polars' (Unicode White_Space) agree on, the ideographic one too
+    value = st.one_of(st.none(), st.text(alphabet="aE0 \t\n\u3000\xa0", max_size=4))
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(value, value), min_size=1, max_size=8))
+    def check(rows):
+        raw = pl.DataFrame({"a": [r[0] for r in rows], "b": [r[1] for r in rows]}, schema={"a": pl.String, "b": pl.String})
+        tidy = xlsx_reader._tidy(raw, ["a", "b"])
+        for column in ("a", "b"):
+            assert tidy[column].to_list() == [None if v is None else (v.strip() or None) for v in raw[column]]
+
+    check()
+
+
 def test_every_bad_log_cell_is_reported_with_its_cell_and_its_row_left_out(tmp_path):
     check_bad_log(bad_log_book(tmp_path))
 
