@@ -207,38 +207,42 @@ class RowsXml:
             if rest:
                 cells: list[str | None] = [None] * n
                 letter, cell = self.letters[j], self.cell
-                for i in rest:
-                    cells[i] = cell(f"{letter}{numbers[i]}", by_key[slot[fills[i]]][j], column.value(i))
+                for i in rest:  # as a piece of its row's field (see below): ">" first, its own last ">" left out
+                    cells[i] = ">" + cell(f"{letter}{numbers[i]}", by_key[slot[fills[i]]][j], column.value(i))[:-1]
                 special[f"x{j}"] = pl.Series(cells, dtype=pl.String)
         if special:
             frame = frame.with_columns(**special)
 
-        pieces: list[pl.Expr] = [pl.lit('<row r="'), pl.col("r"), pl.lit('">')]
-        cells_of: list[pl.Expr] = []
+        # The rows go out as CSV with ">" between fields and after each row (no quotes): a field is
+        # an element's XML without its last ">". A column whose every cell is plain is a field of its
+        # own; any other column's cells (which may be absent) join the field before them, each as
+        # ">" and its XML without the last ">", or "" when absent. Polars writes the fields as they
+        # are: no per-row string is made (0.1 s on 提成发放表 of a 1M-row workbook, and a slower CSV).
+        fields: list[pl.Expr] = []
+        group: list[pl.Expr] = [pl.lit('<row r="'), pl.col("r"), pl.lit('"')]
         for j, column in enumerate(columns):
             style = pl.col("fill").replace_strict(list(range(len(keys))), [styles[j] for styles in by_key],
                                                   return_dtype=pl.String) if len(keys) > 1 else pl.lit(by_key[0][j])
             head = [pl.lit(f'<c r="{self.letters[j]}'), pl.col("r"), pl.lit('"'), style]
             if column.kind == "text":
-                body = [*head, pl.lit(' t="inlineStr"><is><t>'), pl.col(f"v{j}"), pl.lit("</t></is></c>")]
+                body = [*head, pl.lit(' t="inlineStr"><is><t>'), pl.col(f"v{j}"), pl.lit("</t></is></c")]
             else:
-                body = [*head, pl.lit("><v>"), pl.col(f"v{j}"), pl.lit("</v></c>")]
+                body = [*head, pl.lit("><v>"), pl.col(f"v{j}"), pl.lit("</v></c")]
             if column.kind is not None and not others[j] and not data[f"raw{j}"].has_nulls():
-                cells_of.append(pl.concat_str(body).alias(f"c{j}"))  # every cell plain
+                fields.append(pl.concat_str(group).alias(f"f{len(fields)}"))  # every cell plain
+                group = body
                 continue
             # a cell is plain, made apart or empty (those three exclude each other), else absent
             blank_wanted = pl.lit(True) if self.unlocked[j] else pl.col("has_fill")
             made = pl.col(f"x{j}") if f"x{j}" in special else pl.lit(None, dtype=pl.String)
             cell_xml = pl.when(made.is_not_null()).then(made)
             if column.kind is not None:
-                cell_xml = cell_xml.when(pl.col(f"v{j}").is_not_null()).then(pl.concat_str(body))
-            cell_xml = cell_xml.when(pl.col(f"n{j}") & blank_wanted).then(pl.concat_str([*head, pl.lit("/>")]))
-            cells_of.append(cell_xml.otherwise(pl.lit("")).alias(f"c{j}"))
-        pieces += [pl.col(f"c{j}") for j in range(ncols)]
-        pieces.append(pl.lit("</row>"))
-        rows = frame.with_columns(cells_of).select(pl.concat_str(pieces).alias("xml"))
-        out = io.BytesIO()  # each row's XML back to back: one column, no header, quotes or line ends
-        rows.write_csv(out, include_header=False, quote_style="never", line_terminator="")
+                cell_xml = cell_xml.when(pl.col(f"v{j}").is_not_null()).then(pl.concat_str([pl.lit(">"), *body]))
+            cell_xml = cell_xml.when(pl.col(f"n{j}") & blank_wanted).then(pl.concat_str([pl.lit(">"), *head, pl.lit("/")]))
+            group.append(cell_xml.otherwise(pl.lit("")))
+        fields += [pl.concat_str(group).alias(f"f{len(fields)}"), pl.lit("</row").alias(f"f{len(fields) + 1}")]
+        out = io.BytesIO()
+        frame.select(fields).write_csv(out, include_header=False, quote_style="never", separator=">", line_terminator=">")
         return out.getbuffer()
 
     def _plain(self, kind: str, raw: pl.Expr) -> pl.Expr:
