@@ -211,6 +211,32 @@ def test_a_run_pauses_the_cycle_collector_and_gives_it_back(golden, monkeypatch)
     assert report.exit_code == 0 and seen == [False] and gc.isenabled()
 
 
+def test_compute_starts_writing_the_payout_sheet_while_it_makes_the_others(golden, monkeypatch):
+    """compute begins the write with 提成发放表 (SheetsWrite.start), validate writes as before; a
+    workbook opened elsewhere meanwhile is still refused, and left as it was."""
+    from xlsales.adapters import filerun, xlsx_writer
+
+    started: list[str] = []
+    real = xlsx_writer.SheetsWrite.start
+    monkeypatch.setattr(xlsx_writer.SheetsWrite, "start", lambda self, sheet: started.append(sheet.name) or real(self, sheet))
+    report, _, _ = filerun.run_workbook(golden, "compute")
+    assert report.exit_code == 0 and started == ["提成发放表"]
+    report, _, _ = filerun.run_workbook(golden, "validate")
+    assert report.exit_code == 0 and started == ["提成发放表"]
+
+    lock = golden.with_name("~$" + golden.name)
+
+    def opened_meanwhile(self, sheet):
+        real(self, sheet)
+        lock.write_text("x")  # Excel opens the workbook while the run goes on
+
+    monkeypatch.setattr(xlsx_writer.SheetsWrite, "start", opened_meanwhile)
+    before = golden.read_bytes()
+    report, _, _ = filerun.run_workbook(golden, "compute")
+    assert report.exit_code == 2 and "打开" in report.message and golden.read_bytes() == before
+    assert sorted(p.name for p in golden.parent.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+
 def test_a_run_leaves_what_it_made_to_a_process_that_ends_right_after(golden):
     """`keep` (what cli.entry passes): the rows read, the records and the sheets stay referenced
     there instead of being freed one by one; the run itself is the same."""

@@ -29,7 +29,7 @@ import pytest
 import xlsxwriter
 
 from xlsales.adapters.sheets import EXTRA_OUTPUT_COLUMNS, OUTPUT_SHEETS, result_sheets
-from xlsales.adapters.xlsx_writer import BoardOut, SheetOut, clean_text, write_sheets
+from xlsales.adapters.xlsx_writer import BoardOut, SheetOut, SheetsWrite, clean_text, write_sheets
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.pipeline import compute
 from xlsales.core.problems import Problems
@@ -219,6 +219,28 @@ def test_button_and_page_setup_on_a_replaced_sheet_survive(written):
         assert found and found.group(0) in new, pattern
     assert after["xl/worksheets/_rels/sheet4.xml.rels"] == original["xl/worksheets/_rels/sheet4.xml.rels"]
     assert "旧内容" not in new and "旧的第 41 行" not in new
+
+
+def test_a_replaced_sheet_started_early_keeps_its_button_too(tmp_path, run):
+    """SheetsWrite.start on a sheet that replaces one with a button: the old sheet's parts are read
+    in the thread that makes it, and carried over as write_sheets carries them."""
+    results, problems = run
+    path = build_rich_xlsm(tmp_path / "销售管理.xlsm")
+    original = snapshot(path)
+    sheets = result_sheets(results, problems.items)
+    ranking = next(s for s in sheets if s.name == "月度排名")
+    assert isinstance(ranking, SheetOut)
+    with SheetsWrite(path) as write:
+        write.start(ranking)
+        write.finish(sheets)
+    after = snapshot(path)
+    assert_unowned_identical(original, after, owned_parts(path))
+    old = original["xl/worksheets/sheet4.xml"][0].decode()
+    new = after["xl/worksheets/sheet4.xml"][0].decode()
+    for pattern in (r"<sheetPr\b.*?</sheetPr>", r"<legacyDrawing [^>]*/>", r"<pageSetup [^>]*/>", r"<headerFooter>.*?</headerFooter>"):
+        found = re.search(pattern, old)
+        assert found and found.group(0) in new, pattern
+    assert_reads_back(path, sheets)
 
 
 def test_second_write_replaces_in_place(written, run):

@@ -739,6 +739,65 @@ def test_the_biggest_sheet_made_in_a_thread_gives_the_same_workbook(tmp_path, mo
     assert (tmp_path / "False.xlsx").read_bytes() == (tmp_path / "True.xlsx").read_bytes()
 
 
+def test_a_sheet_started_early_is_written_as_write_sheets_writes_it(tmp_path, monkeypatch):
+    """SheetsWrite: 提成发放表 started (made in a thread while the caller goes on), then every sheet
+    finished: the bytes write_sheets gives when it writes that sheet first, on a new workbook and
+    again when every sheet is replaced (the old sheet's parts then read in that thread too)."""
+    problems = Problems()
+    book, inputs = read_workbook_tables(demo_tables(), DEMO_DATE, problems)
+    assert book is not None
+    sheets = result_sheets(compute(inputs, book, problems), problems.items)
+    payouts = next(s for s in sheets if s.name == "提成发放表")
+    sheets = [payouts] + [s for s in sheets if s is not payouts]  # its cell formats first either way
+    base = base_workbook(tmp_path / "base.xlsx", extra=False)  # no output sheet yet: each written in order
+    plain, early = tmp_path / "plain.xlsx", tmp_path / "early.xlsx"
+    shutil.copyfile(base, plain)
+    shutil.copyfile(base, early)
+    made_apart: list[str] = []
+    real = xlsx_writer._deflate_apart
+    monkeypatch.setattr(xlsx_writer, "_deflate_apart", lambda part, *a: made_apart.append(part.sheet.name) or real(part, *a))
+    for _ in range(2):
+        write_sheets(plain, sheets)
+        made_apart.clear()
+        with xlsx_writer.SheetsWrite(early) as write:
+            write.start(payouts)
+            names = write.finish(sheets)
+        assert made_apart[0] == "提成发放表" and made_apart.count("提成发放表") == 1  # the started one, used
+        assert names == [s.name for s in sheets]
+        assert early.read_bytes() == plain.read_bytes()
+
+
+def test_a_started_sheet_that_fails_leaves_the_workbook_untouched(tmp_path):
+    path = base_workbook(tmp_path / "a.xlsx")
+    original = path.read_bytes()
+    rows = [["E001", Decimal(1), dt.date(2026, 1, 1), None]] * 5000 + [["too", "many", "values", "in", "row"]]
+    bad = simple_sheet("新表", rows=rows)
+    with xlsx_writer.SheetsWrite(path) as write:
+        write.start(bad)
+        with pytest.raises(ValueError, match="多于 4 列"):
+            write.finish([simple_sheet(), bad])
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.xlsx"]
+
+
+def test_a_started_sheet_named_like_a_chart_sheet_is_refused_by_finish(tmp_path):
+    path = tmp_path / "c.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    wb.add_worksheet("输入").write(0, 0, 1)
+    chart = wb.add_chart({"type": "column"})
+    chart.add_series({"values": "=输入!$A$1:$A$1"})
+    wb.add_chartsheet("提成汇总").set_chart(chart)
+    wb.close()
+    original = path.read_bytes()
+    with xlsx_writer.SheetsWrite(path) as write:
+        sheet = simple_sheet()
+        write.start(sheet)
+        assert not write.started
+        with pytest.raises(NotAWorkbook, match="图表页"):
+            write.finish([sheet])
+    assert path.read_bytes() == original
+
+
 def test_parts_deflated_by_isal_or_by_zlib_hold_the_same_bytes(tmp_path, monkeypatch):
     """ISA-L deflates the written parts where it is installed; without it zlib does. Either way
     each part inflates (zipfile, CRC checked) to the same bytes."""

@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +27,15 @@ from xlsales.adapters.sheets import (
     result_sheets,
 )
 from xlsales.adapters.xlsx_reader import WorkbookData, WorkbookUnusable, read_workbook
-from xlsales.adapters.xlsx_writer import NotAWorkbook, OutSheet, WorkbookLocked, check_writable, write_sheets
+from xlsales.adapters.xlsx_writer import (
+    NotAWorkbook,
+    OutSheet,
+    SheetOut,
+    SheetsWrite,
+    WorkbookLocked,
+    check_writable,
+    write_sheets,
+)
 from xlsales.core.activity import ActivityLog
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.money import pct
@@ -155,10 +164,12 @@ def early_intake(today: dt.date | None, command: str = "compute") -> tuple[
 
 
 def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, status: Callable[[str], None],
-                    report: RunReport, early: EarlyIntake | None = None) -> tuple[list[OutSheet], Results | None, Problems]:
+                    report: RunReport, early: EarlyIntake | None = None,
+                    begin: Callable[[SheetOut], None] | None = None) -> tuple[list[OutSheet], Results | None, Problems]:
     """Validate and compute what was read, and decide which sheets to write (shared by the file run
     and the buttons in live Excel). command: "validate", "compute" or "payouts" (the payout sheets).
-    `early`: the small sheets' intake, done while the log loaded (the same problems, in the same order)."""
+    `early`: the small sheets' intake, done while the log loaded (the same problems, in the same order).
+    `begin`: given 提成发放表 as soon as it is made (see result_sheets)."""
     problems = Problems()
     problems.extend(data.problems)
     if early is None:
@@ -184,7 +195,8 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
     if command == "validate":
         report.message = "校验完成"
         return [problems_sheet(problems.items, cell_of)], results, problems
-    sheets = result_sheets(results, problems.items, cell_of, prepared=early.payouts if early is not None else None)
+    sheets = result_sheets(results, problems.items, cell_of, prepared=early.payouts if early is not None else None,
+                           begin=begin)
     if command == "payouts":
         report.message = f"发放表已生成：{as_of}"
         return [s for s in sheets if s.name in PAYOUT_SHEETS], results, problems
@@ -221,15 +233,31 @@ def _run_workbook(path: str | Path, command: str, today: dt.date | None, status:
     except (WorkbookUnusable, WorkbookLocked, NotAWorkbook) as exc:
         report.exit_code, report.message = UNUSABLE, str(exc)
         return report, None, []
-    sheets, results, problems = sheets_to_write(data, command, today, status, report, early[0] if early else None)
-    if keep is not None:
-        keep += [data, early, sheets, results, problems]
-    status("写回工作簿…")
+    begun: list[SheetsWrite] = []
+
+    def begin(sheet: SheetOut) -> None:
+        """Start writing 提成发放表 while the other sheets are made; if the workbook cannot be
+        written now, the write below says so."""
+        with suppress(WorkbookLocked, NotAWorkbook):
+            write = SheetsWrite(path)
+            begun.append(write)
+            write.start(sheet)
+
     try:
-        report.sheets_written = write_sheets(path, sheets)  # the names they got (see the board's)
-    except (WorkbookLocked, NotAWorkbook) as exc:
-        report.exit_code, report.message = UNUSABLE, str(exc)
-        return report, results, problems.items
+        sheets, results, problems = sheets_to_write(data, command, today, status, report, early[0] if early else None,
+                                                    begin=begin if command == "compute" else None)
+        if keep is not None:
+            keep += [data, early, sheets, results, problems]
+        status("写回工作簿…")
+        try:
+            # the names they got (see the board's)
+            report.sheets_written = begun[0].finish(sheets) if begun else write_sheets(path, sheets)
+        except (WorkbookLocked, NotAWorkbook) as exc:
+            report.exit_code, report.message = UNUSABLE, str(exc)
+            return report, results, problems.items
+    finally:
+        for write in begun:
+            write.close()
     report.count_problems(problems.items)
     if report.errors:
         report.exit_code = HAS_ERRORS

@@ -374,9 +374,16 @@ def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str
 
 
 def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell,
-                  protect_payouts: bool = True, prepared: PreparedPayouts | None = None) -> list[OutSheet]:
+                  protect_payouts: bool = True, prepared: PreparedPayouts | None = None,
+                  begin: Callable[[SheetOut], None] | None = None) -> list[OutSheet]:
     """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖,
-    5词汇总, 创始人关注, 看板). `prepared`: the order side's payout cells, made while the log loaded."""
+    5词汇总, 创始人关注, 看板). `prepared`: the order side's payout cells, made while the log loaded.
+    `begin(提成发放表)`: called with the biggest sheet as soon as it is made, before the others (a
+    file run starts writing it meanwhile, see SheetsWrite)."""
+    payouts = payouts_sheet(results.payouts, protect=protect_payouts, prepared=prepared)
+    payouts.protect = protect_payouts  # as the loop below sets it: final before it is begun
+    if begin is not None:
+        begin(payouts)
     indicators: list[str] = []
     for action in results.book.actions.values():
         if action.indicator and action.indicator not in indicators:
@@ -385,7 +392,7 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
         ratings_sheet(results.ratings, indicators),
         ranking_sheet(results.ranking, RANKING_SHEET),
         ranking_sheet(results.history, HISTORY_SHEET),
-        payouts_sheet(results.payouts, protect=protect_payouts, prepared=prepared),
+        payouts,
         summary_sheet(results.summary),
         forecast_sheet(results.forecast),
         problems_sheet(problems, cell_of),

@@ -202,21 +202,93 @@ def write_sheets(path: str | Path, sheets: Sequence[OutSheet]) -> list[str]:
     others at the end); returns the names written (a board may be written under another name, see
     _board_target). Raises WorkbookLocked or NotAWorkbook (a ValueError) with a plain Chinese
     message; in every failure case the file is left exactly as it was."""
-    path = Path(path)
-    if path.is_symlink():
-        path = path.resolve()  # replace the workbook itself, not the link to it
     _check_sheets(sheets)
     if not sheets:
         return []
-    before = _check_usable(path)
-    package = _Package(path)
-    try:
-        plan = _plan(package, sheets)
+    with SheetsWrite(path) as write:
+        return write.finish(sheets)
+
+
+@dataclass
+class _Started:
+    part: _SheetPart
+    made: Future[_DeflatedPart]
+    prev: Future[_Previous] | None  # of the sheet it replaces
+
+
+class SheetsWrite:
+    """A write of result sheets into the workbook at `path`, begun before all of them are made: the
+    workbook is checked and opened now, and a big sheet can be `start`ed, to be made and compressed
+    in a thread while the caller makes the others; `finish(sheets)` then writes them all (as
+    write_sheets does). Raises WorkbookLocked or NotAWorkbook as write_sheets does. A started sheet
+    has its cell formats registered first (write_sheets registers them in the order the parts are
+    written); either way, what a workbook's styles already hold keeps its number."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.is_symlink():
+            path = path.resolve()  # replace the workbook itself, not the link to it
+        self.path = path
+        self.before = _check_usable(path)
+        self.package = _Package(path)
+        try:
+            self.styles = _styles_of(self.package)
+        except BaseException:
+            self.package.close()
+            raise
+        self.cells = _CellWriter(self.package.date1904)
+        self.started: dict[int, _Started] = {}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsales-early")
+
+    def start(self, sheet: SheetOut) -> None:
+        """Begin making `sheet` now (a sheet that replaces something other than a worksheet is left
+        to finish, which refuses it)."""
+        _check_sheets([sheet])
+        ref = next((s for s in self.package.sheets if s.name.casefold() == sheet.name.casefold()), None)
+        prev: Future[_Previous] | None = None
+        deflate = True
+        if ref is not None:
+            if ref.part is None or not ref.rel_type.endswith("/worksheet") or not self.package.has(ref.part):
+                return
+            member = self.package.by_lower[ref.part.lower()]
+            deflate = next(e.method != 0 for e in self.package.entries if e.name == member)
+            prev = self.pool.submit(_previous_of, self.path, member)
+        part = _SheetPart(sheet, self.styles[0], self.cells, None)
+        part.register_styles()
+
+        def make() -> _DeflatedPart:
+            part.prev = prev.result() if prev is not None else None
+            return _deflate_apart(part, deflate)
+
+        self.started[id(sheet)] = _Started(part, self.pool.submit(make), prev)
+
+    def finish(self, sheets: Sequence[OutSheet]) -> list[str]:
+        """Write `sheets` (the started ones among them, as they were given to start)."""
+        _check_sheets(sheets)
+        package = self.package
+        plan = _plan(package, sheets, self.styles, self.cells, self.started)
         # the source is closed before the replace: Windows cannot replace a file that is still open
-        _atomic_write(path, before, lambda out: _write_package(package, plan, out), before_replace=package.close)
-    finally:
-        package.close()
-    return plan.names
+        _atomic_write(self.path, self.before, lambda out: _write_package(package, plan, out),
+                      before_replace=package.close)
+        return plan.names
+
+    def close(self) -> None:
+        """Wait for what was started (nothing is left running) and close the workbook."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.package.close()
+
+    def __enter__(self) -> SheetsWrite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _previous_of(path: Path, member: str) -> _Previous:
+    """_previous of a part, read through a zip handle of its own (this runs in a thread while the
+    writer copies raw bytes through the package's)."""
+    with zipfile.ZipFile(path) as z, z.open(member) as stream:
+        return _previous(stream)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1342,6 +1414,7 @@ class _Plan:
     added: list[tuple[str, Any]] = field(default_factory=list)
     removed: set[str] = field(default_factory=set)
     names: list[str] = field(default_factory=list)  # the sheets written, by the names they have
+    started: dict[int, Future[_DeflatedPart]] = field(default_factory=dict)  # by id of the part: made already
 
 
 def _unused(existing: Iterable[str], stem: str, start: int = 1) -> Iterator[int]:
@@ -1354,7 +1427,19 @@ def _unused(existing: Iterable[str], stem: str, start: int = 1) -> Iterator[int]
         n += 1
 
 
-def _plan(package: _Package, sheets: Sequence[OutSheet]) -> _Plan:
+def _styles_of(package: _Package) -> tuple[_Styles, str, bool]:
+    """The workbook's cell formats, the styles part and whether that part is new."""
+    styles_rel = next((r for r in package.workbook_rels if r.type == REL_STYLES), None)
+    styles_part = _resolve(package.workbook_part, styles_rel.target) if styles_rel else None
+    if styles_part is not None and package.has(styles_part):
+        styles_part = package.by_lower[styles_part.lower()]
+        return _Styles(package.read(styles_part).decode("utf-8")), styles_part, False
+    return _Styles(_MINIMAL_STYLES), _free_part(package, "xl/styles", ".xml"), True
+
+
+def _plan(package: _Package, sheets: Sequence[OutSheet], styles: tuple[_Styles, str, bool] | None = None,
+          cells: _CellWriter | None = None, started: dict[int, _Started] | None = None) -> _Plan:
+    """`styles` and `cells`: those the started sheets (`started`, by id of their SheetOut) use."""
     wb_part = package.workbook_part
     wb_xml = package.read(wb_part).decode("utf-8")
     wb_rels_part = _rels_of(wb_part)
@@ -1367,19 +1452,10 @@ def _plan(package: _Package, sheets: Sequence[OutSheet]) -> _Plan:
     wb_root = _root_start(wb_xml).group(0)
     r_prefix = _ns_prefix(wb_root, NS_R)
 
-    # styles
-    styles_rel = next((r for r in package.workbook_rels if r.type == REL_STYLES), None)
-    styles_part = _resolve(wb_part, styles_rel.target) if styles_rel else None
-    if styles_part is not None and package.has(styles_part):
-        styles_part = package.by_lower[styles_part.lower()]
-        styles = _Styles(package.read(styles_part).decode("utf-8"))
-        new_styles_part = False
-    else:
-        styles_part = _free_part(package, "xl/styles", ".xml")
-        styles = _Styles(_MINIMAL_STYLES)
-        new_styles_part = True
-    plan = _Plan(styles, styles_part, new_styles_part)
-    cells = _CellWriter(package.date1904)
+    styles_, styles_part, new_styles_part = styles or _styles_of(package)
+    plan = _Plan(styles_, styles_part, new_styles_part)
+    cells = cells or _CellWriter(package.date1904)
+    started = started or {}
 
     existing = {s.name.casefold(): s for s in package.sheets}
     rel_ids = _unused([r.rid for r in package.workbook_rels], "rId")
@@ -1405,8 +1481,12 @@ def _plan(package: _Package, sheets: Sequence[OutSheet]) -> _Plan:
             if ref.part is None or not ref.rel_type.endswith("/worksheet") or not package.has(ref.part):
                 raise NotAWorkbook(f"工作簿里已有名为“{ref.name}”的图表页或对话框页：请把它改名或删除后再运行")
             part = ref.part
-            with package.zip.open(package.by_lower[part.lower()]) as stream:
-                prev = _previous(stream)  # type: ignore[arg-type]
+            early = started.get(id(sheet))
+            if early is not None and early.prev is not None:
+                prev = early.prev.result()
+            else:
+                with package.zip.open(package.by_lower[part.lower()]) as stream:
+                    prev = _previous(stream)  # type: ignore[arg-type]
             if isinstance(sheet, BoardOut):
                 _forget_drawing(prev)  # the board's drawing is drawn anew; its rel and parts go
             _plan_sheet_rels(package, part, prev, plan)
@@ -1430,9 +1510,14 @@ def _plan(package: _Package, sheets: Sequence[OutSheet]) -> _Plan:
         content: Any
         if isinstance(sheet, BoardOut):
             drawing_rid = _plan_drawing(package, plan, part, sheet, taken_parts, new_overrides, ct_prefix)
-            content = _board_factory(sheet, styles, cells, prev, drawing_rid)
+            content = _board_factory(sheet, styles_, cells, prev, drawing_rid)
         else:
-            content = _chunk_factory(sheet, styles, cells, prev)
+            early = started.get(id(sheet))
+            if early is not None:
+                content = early.part
+                plan.started[id(content)] = early.made
+            else:
+                content = _chunk_factory(sheet, styles_, cells, prev)
             last = f"${column_letter(len(sheet.columns) - 1)}${len(sheet.rows) + 1}"
             filter_names[index] = f"{_quote_sheet(sheet.name)}!$A$1:{last}"
         if ref is not None:
@@ -1796,21 +1881,22 @@ def _write_package(package: _Package, plan: _Plan, out: BinaryIO) -> None:
     parts = [(e.name, plan.replaced[e.name], e.method != 0) for e in kept if e.name in plan.replaced]
     parts += [(name, content, True) for name, content in plan.added]
     # Every sheet's cell formats registered now, in the order the parts are written (the numbers
-    # the sheets would get one after another): the biggest sheet can then be made in a thread.
+    # the sheets would get one after another; a sheet started early has its own already): the
+    # biggest sheet can then be made in a thread.
     for _, content, _ in parts:
-        if isinstance(content, (_SheetPart, _BoardPart)):
+        if isinstance(content, (_SheetPart, _BoardPart)) and id(content) not in plan.started:
             content.register_styles()
     sheets = [content for _, content, _ in parts if isinstance(content, _SheetPart)]
     big = max(sheets, key=lambda part: len(part.sheet.rows), default=None)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsales-sheet") as pool:
-        ahead: dict[int, Future[_DeflatedPart]] = {}
-        if big is not None and len(big.sheet.rows) >= BACKGROUND_MIN_ROWS:
+        ahead: dict[int, Future[_DeflatedPart]] = dict(plan.started)
+        if not ahead and big is not None and len(big.sheet.rows) >= BACKGROUND_MIN_ROWS:
             deflate = next(d for _, content, d in parts if content is big)
             ahead[id(big)] = pool.submit(_deflate_apart, big, deflate)
-            # the sheets written after it are made (in memory) before it is waited for
-            later = itertools.dropwhile(lambda p: p[1] is not big, parts)
-            next(later)
-            for _, content, d in later:
+        if ahead:
+            # the sheets written after those in a thread are made (in memory) before they are waited for
+            last = max(i for i, (_, content, _) in enumerate(parts) if id(content) in ahead)
+            for _, content, d in parts[last + 1:]:
                 if isinstance(content, _SheetPart):
                     ahead[id(content)] = _done(_deflate_apart(content, d))
         zout = _ZipOut(out)
