@@ -177,3 +177,24 @@ def test_line_ids_are_made_from_what_the_line_is():
     results, _ = run(inputs())
     assert lines_of(results)[0].line_id == "E1/O1/提成/签约/20260305"
     assert isinstance(dt.date.today(), dt.date)
+
+
+def test_the_ledger_is_handed_over_as_soon_as_it_is_known(monkeypatch):
+    """compute's on_ledger: called once, with the very list the results hold, before the summaries
+    (which a file run overlaps with writing 提成发放表)."""
+    from xlsales.core import pipeline
+    from xlsales.core.intake import read_workbook_tables
+    from xlsales.core.problems import Problems
+    from xlsales.demo import DEMO_DATE, demo_tables
+
+    problems = Problems()
+    rules, inputs = read_workbook_tables(demo_tables(), DEMO_DATE, problems)
+    assert rules is not None
+    summaries: list[object] = []
+    real = pipeline._summary
+    monkeypatch.setattr(pipeline, "_summary", lambda *a: summaries.append(a) or real(*a))
+    seen: list[tuple[object, int]] = []
+    results = pipeline.compute(inputs, rules, problems, on_ledger=lambda lines: seen.append((lines, len(summaries))))
+    assert len(seen) == 1 and len(summaries) == 1
+    lines, summaries_before = seen[0]
+    assert lines is results.payouts and len(results.payouts) > 100 and summaries_before == 0

@@ -23,6 +23,7 @@ from xlsales.adapters.sheets import (
     SUMMARY_SHEET,
     PreparedPayouts,
     cell_lookup,
+    final_payouts_sheet,
     problems_sheet,
     result_sheets,
 )
@@ -39,7 +40,7 @@ from xlsales.adapters.xlsx_writer import (
 from xlsales.core.activity import ActivityLog
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.money import pct
-from xlsales.core.payouts import PAYOUT_SHEET, format_texts
+from xlsales.core.payouts import PAYOUT_SHEET, PayoutLine, format_texts
 from xlsales.core.pipeline import Inputs, OrderSide, Results, collector_paused, compute, prepare
 from xlsales.core.problems import Level, Problem, Problems
 from xlsales.core.ranking import HISTORY_SHEET
@@ -169,7 +170,7 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
     """Validate and compute what was read, and decide which sheets to write (shared by the file run
     and the buttons in live Excel). command: "validate", "compute" or "payouts" (the payout sheets).
     `early`: the small sheets' intake, done while the log loaded (the same problems, in the same order).
-    `begin`: given 提成发放表 as soon as it is made (see result_sheets)."""
+    `begin`: given 提成发放表 as soon as the ledger is known (compute only; see compute's on_ledger)."""
     problems = Problems()
     problems.extend(data.problems)
     if early is None:
@@ -188,7 +189,16 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
         report.message = f"{why}：只写入了“校验结果”，其他结果工作表保持不变。请按校验结果修正后重新运行"
         return [problems_sheet(problems.items, cell_of)], None, problems
     status("计算…")
-    results = compute(inputs, book, problems, prepared=early.side if early is not None else None)
+    payouts: list[SheetOut] = []
+
+    def on_ledger(lines: list[PayoutLine]) -> None:
+        """提成发放表 made (and begun) as soon as the ledger is known, before the summaries."""
+        payouts.append(final_payouts_sheet(lines, prepared=early.payouts if early is not None else None))
+        assert begin is not None
+        begin(payouts[0])
+
+    results = compute(inputs, book, problems, prepared=early.side if early is not None else None,
+                      on_ledger=on_ledger if begin is not None and command == "compute" else None)
     report.reps_ranked, report.payout_lines = len(results.ranking), len(results.payouts)
     report.on_time = {r.month: {"应发行数": r.due, "按时发放": r.on_time, "及时率": pct(r.rate, 1)} for r in results.on_time}
     as_of = f"{book.year} 年，评估日期 {book.evaluation_date.isoformat()}"
@@ -196,7 +206,7 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
         report.message = "校验完成"
         return [problems_sheet(problems.items, cell_of)], results, problems
     sheets = result_sheets(results, problems.items, cell_of, prepared=early.payouts if early is not None else None,
-                           begin=begin)
+                           payouts=payouts[0] if payouts else None)
     if command == "payouts":
         report.message = f"发放表已生成：{as_of}"
         return [s for s in sheets if s.name in PAYOUT_SHEETS], results, problems

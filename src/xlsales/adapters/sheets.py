@@ -286,6 +286,15 @@ def payouts_sheet(lines: Iterable[PayoutLine], protect: bool = True, prepared: P
     return SheetOut(PAYOUT_SHEET, _columns(PAYOUT_SHEET), rows, fills, editable={"实发日期"} if protect else set())
 
 
+def final_payouts_sheet(lines: Iterable[PayoutLine], protect: bool = True,
+                        prepared: PreparedPayouts | None = None) -> SheetOut:
+    """提成发放表 as result_sheets writes it (protected as the other result sheets are, unless
+    `protect` is False: then every column stays open)."""
+    sheet = payouts_sheet(lines, protect=protect, prepared=prepared)
+    sheet.protect = protect  # what result_sheets' loop gives it: final before it may be written
+    return sheet
+
+
 def summary_sheet(rows: Iterable[SummaryRow]) -> SheetOut:
     out = [[s.rep_id, s.name, s.orders_total, s.floor, s.challenge, s.attainment, s.due_total, s.paid_total,
             s.unpaid_total, s.clawback_total] for s in rows]
@@ -375,15 +384,13 @@ def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str
 
 def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell,
                   protect_payouts: bool = True, prepared: PreparedPayouts | None = None,
-                  begin: Callable[[SheetOut], None] | None = None) -> list[OutSheet]:
+                  payouts: SheetOut | None = None) -> list[OutSheet]:
     """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖,
     5词汇总, 创始人关注, 看板). `prepared`: the order side's payout cells, made while the log loaded.
-    `begin(提成发放表)`: called with the biggest sheet as soon as it is made, before the others (a
-    file run starts writing it meanwhile, see SheetsWrite)."""
-    payouts = payouts_sheet(results.payouts, protect=protect_payouts, prepared=prepared)
-    payouts.protect = protect_payouts  # as the loop below sets it: final before it is begun
-    if begin is not None:
-        begin(payouts)
+    `payouts`: 提成发放表 already made by final_payouts_sheet from results.payouts (a file run makes
+    it as soon as the ledger is known, and starts writing it)."""
+    if payouts is None:
+        payouts = final_payouts_sheet(results.payouts, protect_payouts, prepared)
     indicators: list[str] = []
     for action in results.book.actions.values():
         if action.indicator and action.indicator not in indicators:

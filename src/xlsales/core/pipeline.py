@@ -9,7 +9,7 @@ import contextlib
 import datetime as dt
 import gc
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import attrgetter
@@ -144,14 +144,17 @@ class OrderSide:
         return self.reps[rep].name if rep in self.reps else ""
 
 
-def compute(inputs: Inputs, book: Rulebook, problems: Problems, prepared: OrderSide | None = None) -> Results:
+def compute(inputs: Inputs, book: Rulebook, problems: Problems, prepared: OrderSide | None = None,
+            on_ledger: Callable[[list[PayoutLine]], None] | None = None) -> Results:
     """Run every rule of rules.md over the inputs. The collector is paused meanwhile: a run makes a
     few hundred thousand short-lived objects and no reference cycles, and full collections over the
     inputs' records would otherwise cost more than the work itself.
 
-    `prepared`: `prepare(inputs, book)` done earlier on these same inputs and rulebook (the log aside)."""
+    `prepared`: `prepare(inputs, book)` done earlier on these same inputs and rulebook (the log aside).
+    `on_ledger(lines)`: called with the final payout lines (Results.payouts) as soon as they are
+    known, before the summaries are made (a file run starts writing 提成发放表 then)."""
     with collector_paused():
-        return _compute(inputs, book, problems, prepared)
+        return _compute(inputs, book, problems, prepared, on_ledger)
 
 
 @contextlib.contextmanager
@@ -228,7 +231,8 @@ def _prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
     return side
 
 
-def _compute(inputs: Inputs, book: Rulebook, problems: Problems, side: OrderSide | None) -> Results:
+def _compute(inputs: Inputs, book: Rulebook, problems: Problems, side: OrderSide | None,
+             on_ledger: Callable[[list[PayoutLine]], None] | None = None) -> Results:
     ev = book.evaluation_date
     # The log first: its frames are a run's biggest temporaries (a few hundred MB for a million
     # rows) and are gone before the payout lines are made, unless those were prepared already.
@@ -280,6 +284,8 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems, side: OrderSide
     year_of_order = {o.order_id: o.signed.year for o in orders.values()}
     lines = reconcile(fresh, inputs.ledger, forfeits, side.frozen, year_of_order, book)
     lines = _in_ledger_order(lines)
+    if on_ledger is not None:
+        on_ledger(lines)
 
     summary = _summary(reps, targets, year_orders, lines, book)
     return Results(
