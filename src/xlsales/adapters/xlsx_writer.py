@@ -520,7 +520,7 @@ class _ZipOut:
         self._end(name, pos, raw_name, flags, method, sink.crc, sink.csize, sink.usize)
 
     def write_deflated(self, name: str, part: _DeflatedPart) -> None:
-        """A new entry whose data was compressed beforehand (see _Background)."""
+        """A new entry whose data was compressed beforehand (_deflate_apart, in a thread)."""
         pos, raw_name, flags, method = self._begin(name, part.deflated)
         self.fp.write(part.data)
         self._end(name, pos, raw_name, flags, method, part.crc, len(part.data), part.usize)
