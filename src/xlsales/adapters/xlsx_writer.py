@@ -67,9 +67,6 @@ MAX_WIDTH = 60  # widest column the writer sets (characters)
 CHUNK_ROWS = 2_000
 VECTOR_MIN_ROWS = 5_000  # sheets with this many rows are formatted column by column (xlsx_rows)
 VECTOR_BLOCK_ROWS = 16_384  # rows formatted at a time there (bounds the memory it takes)
-# The biggest result sheet, from this many rows, is made and compressed in a thread of its own
-# while the other parts are made and written (polars and ISA-L release the GIL).
-BACKGROUND_MIN_ROWS = 20_000
 COMPRESS_LEVEL = 2  # 300k-line sheet: ~0.6 s CPU and 23 MB, against ~2.5 s and 20 MB at 6
 # With ISA-L (the isal package, where it has wheels) the parts are deflated 4-5x faster: 提成发放表
 # of a 1M-row run (100 MB of XML) in 0.11 s at its level 1 against 0.45-0.58 s with zlib at 2, for
@@ -1510,14 +1507,14 @@ def _plan(package: _Package, sheets: Sequence[OutSheet], styles: tuple[_Styles, 
         content: Any
         if isinstance(sheet, BoardOut):
             drawing_rid = _plan_drawing(package, plan, part, sheet, taken_parts, new_overrides, ct_prefix)
-            content = _board_factory(sheet, styles_, cells, prev, drawing_rid)
+            content = _BoardPart(sheet, styles_, cells, prev, drawing_rid)
         else:
             early = started.get(id(sheet))
             if early is not None:
                 content = early.part
                 plan.started[id(content)] = early.made
             else:
-                content = _chunk_factory(sheet, styles_, cells, prev)
+                content = _SheetPart(sheet, styles_, cells, prev)
             last = f"${column_letter(len(sheet.columns) - 1)}${len(sheet.rows) + 1}"
             filter_names[index] = f"{_quote_sheet(sheet.name)}!$A$1:{last}"
         if ref is not None:
@@ -1597,12 +1594,8 @@ class _SheetPart:
         self.cell_styles.register_rows()
 
     def __call__(self) -> Iterator[bytes | memoryview]:
-        cell_styles = self.cell_styles or _SheetStyles(self.sheet, self.styles)
-        return _sheet_chunks(self.sheet, cell_styles, self.cells, self.prev)
-
-
-def _chunk_factory(sheet: SheetOut, styles: _Styles, cells: _CellWriter, prev: _Previous | None) -> _SheetPart:
-    return _SheetPart(sheet, styles, cells, prev)
+        assert self.cell_styles is not None, "register_styles first (_write_package, SheetsWrite.start)"
+        return _sheet_chunks(self.sheet, self.cell_styles, self.cells, self.prev)
 
 
 class _BoardPart:
@@ -1620,11 +1613,6 @@ class _BoardPart:
 
     def __call__(self) -> Iterator[bytes]:
         return _board_chunks(self.board, self.styles, self.cells, self.prev, self.drawing_rid)
-
-
-def _board_factory(board: BoardOut, styles: _Styles, cells: _CellWriter, prev: _Previous | None,
-                   drawing_rid: str | None) -> _BoardPart:
-    return _BoardPart(board, styles, cells, prev, drawing_rid)
 
 
 def _forget_drawing(prev: _Previous) -> None:
@@ -1860,11 +1848,12 @@ class _DeflatedPart:
     deflated: bool
 
 
-def _deflate_apart(part: _SheetPart, deflate: bool, threaded: bool = True) -> _DeflatedPart:
-    """A sheet's part made and compressed into memory (see _write_package)."""
+def _deflate_apart(part: _SheetPart, deflate: bool) -> _DeflatedPart:
+    """A sheet's part made and compressed into memory (SheetsWrite.start, and the sheets written
+    after a started one, see _write_package)."""
     buffer = io.BytesIO()
     sink = _Deflater(buffer, deflate)
-    _feed(sink, part(), threaded)
+    _feed(sink, part(), threaded=True)
     return _DeflatedPart(buffer.getvalue(), sink.crc, sink.usize, deflate)
 
 
@@ -1881,38 +1870,32 @@ def _write_package(package: _Package, plan: _Plan, out: BinaryIO) -> None:
     parts = [(e.name, plan.replaced[e.name], e.method != 0) for e in kept if e.name in plan.replaced]
     parts += [(name, content, True) for name, content in plan.added]
     # Every sheet's cell formats registered now, in the order the parts are written (the numbers
-    # the sheets would get one after another; a sheet started early has its own already): the
-    # biggest sheet can then be made in a thread.
+    # the sheets would get one after another; a started sheet, made in a thread, has its own
+    # already): the numbers do not depend on which sheet is made when.
     for _, content, _ in parts:
         if isinstance(content, (_SheetPart, _BoardPart)) and id(content) not in plan.started:
             content.register_styles()
-    sheets = [content for _, content, _ in parts if isinstance(content, _SheetPart)]
-    big = max(sheets, key=lambda part: len(part.sheet.rows), default=None)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsales-sheet") as pool:
-        ahead: dict[int, Future[_DeflatedPart]] = dict(plan.started)
-        if not ahead and big is not None and len(big.sheet.rows) >= BACKGROUND_MIN_ROWS:
-            deflate = next(d for _, content, d in parts if content is big)
-            ahead[id(big)] = pool.submit(_deflate_apart, big, deflate)
-        if ahead:
-            # the sheets written after those in a thread are made (in memory) before they are waited for
-            last = max(i for i, (_, content, _) in enumerate(parts) if id(content) in ahead)
-            for _, content, d in parts[last + 1:]:
-                if isinstance(content, _SheetPart):
-                    ahead[id(content)] = _done(_deflate_apart(content, d))
-        zout = _ZipOut(out)
-        pending_styles = not new_styles_part
-        deferred: list[_RawEntry] = []
-        for entry in kept:
-            if pending_styles and entry.name == styles_part:
-                deferred.append(entry)  # written after the sheets, at the end
-                continue
-            content = plan.replaced.get(entry.name)
-            if content is None:
-                zout.copy_raw(package.fp, entry)
-            else:
-                _emit(zout, entry.name, content, entry.method != 0, ahead)
-        for name, content in plan.added:
-            _emit(zout, name, content, True, ahead)
+    ahead: dict[int, Future[_DeflatedPart]] = dict(plan.started)
+    if ahead:
+        # the sheets written after the started ones are made (in memory) before those are waited for
+        last = max(i for i, (_, content, _) in enumerate(parts) if id(content) in ahead)
+        for _, content, d in parts[last + 1:]:
+            if isinstance(content, _SheetPart):
+                ahead[id(content)] = _done(_deflate_apart(content, d))
+    zout = _ZipOut(out)
+    pending_styles = not new_styles_part
+    deferred: list[_RawEntry] = []
+    for entry in kept:
+        if pending_styles and entry.name == styles_part:
+            deferred.append(entry)  # written after the sheets, at the end
+            continue
+        content = plan.replaced.get(entry.name)
+        if content is None:
+            zout.copy_raw(package.fp, entry)
+        else:
+            _emit(zout, entry.name, content, entry.method != 0, ahead)
+    for name, content in plan.added:
+        _emit(zout, name, content, True, ahead)
     rendered = styles.render()
     if new_styles_part:
         zout.write(styles_part, [(rendered or styles.xml).encode("utf-8")])
