@@ -190,15 +190,16 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
         return [problems_sheet(problems.items, cell_of)], None, problems
     status("计算…")
     payouts: list[SheetOut] = []
+    on_ledger: Callable[[list[PayoutLine]], None] | None = None
+    if begin is not None and command == "compute":
+        start = begin
 
-    def on_ledger(lines: list[PayoutLine]) -> None:
-        """提成发放表 made (and begun) as soon as the ledger is known, before the summaries."""
-        payouts.append(final_payouts_sheet(lines, prepared=early.payouts if early is not None else None))
-        assert begin is not None
-        begin(payouts[0])
+        def on_ledger(lines: list[PayoutLine]) -> None:
+            """提成发放表 made (and begun) as soon as the ledger is known, before the summaries."""
+            payouts.append(final_payouts_sheet(lines, prepared=early.payouts if early is not None else None))
+            start(payouts[0])
 
-    results = compute(inputs, book, problems, prepared=early.side if early is not None else None,
-                      on_ledger=on_ledger if begin is not None and command == "compute" else None)
+    results = compute(inputs, book, problems, prepared=early.side if early is not None else None, on_ledger=on_ledger)
     report.reps_ranked, report.payout_lines = len(results.ranking), len(results.payouts)
     report.on_time = {r.month: {"应发行数": r.due, "按时发放": r.on_time, "及时率": pct(r.rate, 1)} for r in results.on_time}
     as_of = f"{book.year} 年，评估日期 {book.evaluation_date.isoformat()}"

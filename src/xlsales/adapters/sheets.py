@@ -408,8 +408,9 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
         watchlist_sheet(results.watchlist, indicators),
         board_sheet(dashboard(results)),
     ]
-    for sheet in sheets:  # results are computed, not typed: only 实发日期 stays open (in 提成发放表)
-        sheet.protect = sheet.protect or sheet.name != PAYOUT_SHEET or protect_payouts
+    for sheet in sheets:  # results are computed, not typed: only 实发日期 stays open (final_payouts_sheet)
+        if sheet is not payouts:
+            sheet.protect = True
     return sheets
 
 
