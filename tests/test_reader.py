@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -539,6 +540,30 @@ def test_the_log_child_writes_the_columns_as_text(tmp_path):
         assert out is not None and pl.read_ipc(out).height == 5
     finally:
         by_index.close()
+
+
+def test_the_log_childs_file_goes_to_memory_only_with_room(tmp_path, monkeypatch):
+    """scratch_dir: /dev/shm (here a stand-in folder) when it has twice the sheet's size free, else
+    the system's temporary folder; the child's file is made there and removed by close()."""
+    pytest.importorskip("fastexcel")
+    pytest.importorskip("pyarrow")
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(log_prefetch, "SHM_DIR", str(shm))
+    free = shutil.disk_usage(shm).free
+    assert log_prefetch.scratch_dir(free // 2 - 1) == str(shm)
+    assert log_prefetch.scratch_dir(free // 2 + (1 << 30)) is None
+    monkeypatch.setattr(log_prefetch, "SHM_DIR", str(tmp_path / "absent"))
+    assert log_prefetch.scratch_dir(0) is None
+    monkeypatch.setattr(log_prefetch, "SHM_DIR", str(shm))
+    path = write_book(tmp_path / "p.xlsx", small_tables())
+    child = log_prefetch.LogChild(path, LOG_SHEET, ["工号"], sheet_bytes=1)
+    try:
+        out = child.wait()
+        assert out is not None and Path(out).parent == shm and pl.read_ipc(out).height == 5
+    finally:
+        child.close()
+    assert list(shm.iterdir()) == []
 
 
 def test_a_failing_second_process_falls_back(tmp_path, monkeypatch):

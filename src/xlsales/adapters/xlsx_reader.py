@@ -945,16 +945,17 @@ class _LogRead:
                  prefetched: LogChild | None = None) -> None:
         self.path, self.sheet, self.wanted = package.path, sheet, wanted
         self.child = prefetched
-        if self.child is None and self._worth_a_process(package, part):
-            self.child = LogChild(self.path, sheet, _log_columns(wanted))
+        if self.child is None:
+            size = self._size(package, part)
+            if log_prefetch.worth_a_process(size):
+                self.child = LogChild(self.path, sheet, _log_columns(wanted), size)
 
     @staticmethod
-    def _worth_a_process(package: _Package, part: str) -> bool:
+    def _size(package: _Package, part: str) -> int:
         try:
-            size = package.zip.getinfo(package.member(part)).file_size
+            return package.zip.getinfo(package.member(part)).file_size
         except KeyError:
-            return False
-        return log_prefetch.worth_a_process(size)
+            return 0
 
     def frame(self) -> pl.DataFrame | None:
         shaped = None
