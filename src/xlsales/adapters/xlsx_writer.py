@@ -1857,15 +1857,7 @@ def _deflate_apart(part: _SheetPart, deflate: bool) -> _DeflatedPart:
     return _DeflatedPart(buffer.getvalue(), sink.crc, sink.usize, deflate)
 
 
-def _done(part: _DeflatedPart) -> Future[_DeflatedPart]:
-    future: Future[_DeflatedPart] = Future()
-    future.set_result(part)
-    return future
-
-
 def _write_package(package: _Package, plan: _Plan, out: BinaryIO) -> None:
-    # the sheets allocate their cell formats as they are generated: styles.xml is written after them
-    styles_part, styles, new_styles_part = plan.styles_part, plan.styles, plan.new_styles_part
     kept = [entry for entry in package.entries if entry.name not in plan.removed]
     parts = [(e.name, plan.replaced[e.name], e.method != 0) for e in kept if e.name in plan.replaced]
     parts += [(name, content, True) for name, content in plan.added]
@@ -1876,12 +1868,30 @@ def _write_package(package: _Package, plan: _Plan, out: BinaryIO) -> None:
         if isinstance(content, (_SheetPart, _BoardPart)) and id(content) not in plan.started:
             content.register_styles()
     ahead: dict[int, Future[_DeflatedPart]] = dict(plan.started)
+    # The sheets written after the started ones are made (in memory) by two threads, while this one
+    # copies the parts before them: about half of their work is in polars and zlib, which let go
+    # of the GIL.
+    later: list[tuple[_SheetPart, bool]] = []
     if ahead:
-        # the sheets written after the started ones are made (in memory) before those are waited for
         last = max(i for i, (_, content, _) in enumerate(parts) if id(content) in ahead)
-        for _, content, d in parts[last + 1:]:
-            if isinstance(content, _SheetPart):
-                ahead[id(content)] = _done(_deflate_apart(content, d))
+        later = [(content, d) for _, content, d in parts[last + 1:] if isinstance(content, _SheetPart)]
+    submitted: list[Future[_DeflatedPart]] = []
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="xlsales-ahead") as pool:
+        try:
+            for content, d in later:
+                future = ahead[id(content)] = pool.submit(_deflate_apart, content, d)
+                submitted.append(future)
+            _write_parts(package, plan, kept, ahead, out)
+        except BaseException:
+            for future in submitted:  # those not begun; the pool waits for the others
+                future.cancel()
+            raise
+
+
+def _write_parts(package: _Package, plan: _Plan, kept: list[_RawEntry], ahead: dict[int, Future[_DeflatedPart]],
+                 out: BinaryIO) -> None:
+    # the sheets allocate their cell formats as they are generated: styles.xml is written after them
+    styles_part, styles, new_styles_part = plan.styles_part, plan.styles, plan.new_styles_part
     zout = _ZipOut(out)
     pending_styles = not new_styles_part
     deferred: list[_RawEntry] = []
