@@ -237,6 +237,40 @@ def test_compute_starts_writing_the_payout_sheet_while_it_makes_the_others(golde
     assert sorted(p.name for p in golden.parent.iterdir() if p.name.startswith(".")) == []  # no temporary file left
 
 
+def test_the_payout_cells_made_in_a_thread_leave_nothing_running_and_fail_loudly(golden, monkeypatch):
+    """提成发放表's prepared cells are made in a thread while the log loads (filerun._prepared_payouts):
+    the run waits for it (no thread outlives the run, validate starts none) and an error there
+    stops the run as it would in this thread, with the workbook untouched."""
+    import threading
+
+    from xlsales.adapters import filerun
+
+    made_in: list[str] = []
+    real = filerun.PreparedPayouts
+
+    def prepared(lines):
+        made_in.append(threading.current_thread().name)
+        return real(lines)
+
+    monkeypatch.setattr(filerun, "PreparedPayouts", prepared)
+    before = set(threading.enumerate())
+    report, _, _ = filerun.run_workbook(golden, "compute")
+    assert report.exit_code == 0 and len(made_in) == 1 and made_in[0] != threading.main_thread().name
+    report, _, _ = filerun.run_workbook(golden, "validate")
+    assert report.exit_code == 0 and len(made_in) == 1
+    assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("xlsales-payouts")]
+
+    def broken(lines):
+        raise RuntimeError("payout cells failed")
+
+    monkeypatch.setattr(filerun, "PreparedPayouts", broken)
+    content = golden.read_bytes()
+    with pytest.raises(RuntimeError, match="payout cells failed"):
+        filerun.run_workbook(golden, "compute")
+    assert golden.read_bytes() == content
+    assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("xlsales-payouts")]
+
+
 def test_a_run_leaves_what_it_made_to_a_process_that_ends_right_after(golden):
     """`keep` (what cli.entry passes): the rows read, the records and the sheets stay referenced
     there instead of being freed one by one; the run itself is the same."""
