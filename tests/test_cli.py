@@ -211,6 +211,21 @@ def test_a_run_pauses_the_cycle_collector_and_gives_it_back(golden, monkeypatch)
     assert report.exit_code == 0 and seen == [False] and gc.isenabled()
 
 
+def test_a_run_switches_threads_often_and_gives_the_interval_back(golden, monkeypatch):
+    import sys
+
+    from xlsales.adapters import filerun
+
+    seen: list[float] = []
+    real = filerun.read_workbook
+    monkeypatch.setattr(filerun, "read_workbook",
+                        lambda path, **kw: seen.append(sys.getswitchinterval()) or real(path, **kw))
+    before = sys.getswitchinterval()
+    report, _, _ = filerun.run_workbook(golden, "compute")
+    assert report.exit_code == 0 and seen == [pytest.approx(filerun.GIL_SWITCH_SECONDS)]
+    assert sys.getswitchinterval() == before != filerun.GIL_SWITCH_SECONDS
+
+
 def test_compute_starts_writing_the_payout_sheet_while_it_makes_the_others(golden, monkeypatch):
     """compute begins the write with 提成发放表 (SheetsWrite.start), validate writes as before; a
     workbook opened elsewhere meanwhile is still refused, and left as it was."""
