@@ -160,11 +160,11 @@ class EarlyIntake:
 
 
 def _prepared_payouts(lines: list[PayoutLine]) -> PreparedPayouts:
-    """The lines' 计算说明 and 提成发放表 cells (0.7–0.8 s of Python on a 1M-row workbook). They run
-    in a thread from the moment the order side is known: while this process waits for the log's
-    and then validates and scores the log, mostly inside polars, which lets go of the GIL; the
-    cells are first needed once the ledger is known. The lines are not changed by anything else
-    meanwhile: compute only reads them, and reconcile copies the ones it changes."""
+    """The lines' 计算说明 and 提成发放表 cells (0.7–0.8 s of Python on a 1M-row workbook), made in a
+    thread from the moment the order side is known: while this process waits for the log, then
+    validates and scores it, mostly inside polars, which lets go of the GIL. The cells are first
+    needed once the ledger is known. Nothing else changes the lines meanwhile: compute only reads
+    them, and reconcile copies the ones it changes."""
     format_texts(lines)
     prepared = PreparedPayouts(lines)
     # the board's charts need XlsxWriter at the very end: imported now, not after the log
@@ -260,9 +260,9 @@ def run_workbook(path: str | Path, command: str = "compute", today: dt.date | No
 
 # How long a thread may keep the GIL when another one asks for it, during a run (Python's default
 # is 5 ms). The payout cells' thread (_prepared_payouts) runs Python while this one validates and
-# scores the log in polars: every return from polars waited up to 5 ms for the GIL, and there are
-# hundreds. 1M-row workbook, eight alternating runs on 2026-11-27: median 4.92 s against 5.07 s
-# with the default, faster in six of eight; 0.2 ms was no better than 0.5 ms.
+# scores the log in polars: each return from polars could wait up to 5 ms for the GIL. 1M-row
+# workbook, eight alternating runs on 2026-11-27: median 4.92 s against 5.07 s with the default,
+# faster in six of eight; 0.2 ms was no better than 0.5 ms.
 GIL_SWITCH_SECONDS = 0.0005
 
 

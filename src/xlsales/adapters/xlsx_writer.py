@@ -1869,8 +1869,7 @@ def _write_package(package: _Package, plan: _Plan, out: BinaryIO) -> None:
             content.register_styles()
     ahead: dict[int, Future[_DeflatedPart]] = dict(plan.started)
     # The sheets written after the started ones are made (in memory) by two threads, while this one
-    # copies the parts before them: about half of their work is in polars and zlib, which let go
-    # of the GIL.
+    # copies the parts before them: much of their work is in polars and zlib, which let go of the GIL.
     later: list[tuple[_SheetPart, bool]] = []
     if ahead:
         last = max(i for i, (_, content, _) in enumerate(parts) if id(content) in ahead)
