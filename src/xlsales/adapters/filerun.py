@@ -24,7 +24,7 @@ from xlsales.adapters.sheets import (
     SUMMARY_SHEET,
     PreparedPayouts,
     cell_lookup,
-    final_payouts_sheet,
+    payouts_sheet,
     problems_sheet,
     result_sheets,
 )
@@ -222,7 +222,7 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
 
         def on_ledger(lines: list[PayoutLine]) -> None:
             """提成发放表 made (and begun) as soon as the ledger is known, before the summaries."""
-            payouts.append(final_payouts_sheet(lines, prepared=early.payouts if early is not None else None))
+            payouts.append(payouts_sheet(lines, prepared=early.payouts if early is not None else None))
             start(payouts[0])
 
     results = compute(inputs, book, problems, prepared=early.side if early is not None else None, on_ledger=on_ledger)

@@ -283,16 +283,8 @@ def payouts_sheet(lines: Iterable[PayoutLine], protect: bool = True, prepared: P
     if rows is None:
         rows = ColumnRows(_payout_columns(lines))
     fills = [_STATUS_FILLS.get(x.status) for x in lines]
-    return SheetOut(PAYOUT_SHEET, _columns(PAYOUT_SHEET), rows, fills, editable={"实发日期"} if protect else set())
-
-
-def final_payouts_sheet(lines: Iterable[PayoutLine], protect: bool = True,
-                        prepared: PreparedPayouts | None = None) -> SheetOut:
-    """提成发放表 as result_sheets writes it (protected as the other result sheets are, unless
-    `protect` is False: then every column stays open)."""
-    sheet = payouts_sheet(lines, protect=protect, prepared=prepared)
-    sheet.protect = protect  # what result_sheets' loop gives it: final before it may be written
-    return sheet
+    return SheetOut(PAYOUT_SHEET, _columns(PAYOUT_SHEET), rows, fills, editable={"实发日期"} if protect else set(),
+                    protect=protect)
 
 
 def summary_sheet(rows: Iterable[SummaryRow]) -> SheetOut:
@@ -387,10 +379,10 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
                   payouts: SheetOut | None = None) -> list[OutSheet]:
     """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖,
     5词汇总, 创始人关注, 看板). `prepared`: the order side's payout cells, made while the log loaded.
-    `payouts`: 提成发放表 already made by final_payouts_sheet from results.payouts (a file run makes
-    it as soon as the ledger is known, and starts writing it)."""
+    `payouts`: 提成发放表 already made by payouts_sheet from results.payouts (a file run makes it as
+    soon as the ledger is known, and starts writing it)."""
     if payouts is None:
-        payouts = final_payouts_sheet(results.payouts, protect_payouts, prepared)
+        payouts = payouts_sheet(results.payouts, protect_payouts, prepared)
     indicators: list[str] = []
     for action in results.book.actions.values():
         if action.indicator and action.indicator not in indicators:
@@ -408,7 +400,7 @@ def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callab
         watchlist_sheet(results.watchlist, indicators),
         board_sheet(dashboard(results)),
     ]
-    for sheet in sheets:  # results are computed, not typed: only 实发日期 stays open (final_payouts_sheet)
+    for sheet in sheets:  # results are computed, not typed: only 实发日期 stays open (payouts_sheet)
         if sheet is not payouts:
             sheet.protect = True
     return sheets
