@@ -7,8 +7,9 @@ Each run is a fresh process on a fresh copy of the workbook (the workbook itself
 wall seconds from start to exit, and the peak memory of the whole run, that is the command and
 the second process that reads the log, summed while they run side by side (sampled every 10 ms
 from /proc; Linux only). The floor is unzip + expat parse of every sheet (bench_reader.floor),
-measured before each run, since this shared machine's speed drifts. Prints every run, the
-medians, their ratio and the median of each run's own ratio. A script, not a test: it asserts nothing.
+measured before each run, since this shared machine's speed drifts. Prints every run (with the
+CPU seconds of both processes), the medians, their ratio and the median of each run's own ratio.
+A script, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
-def run_once(workbook: Path, today: str | None) -> tuple[float, int, int]:
-    """(wall seconds, peak tree RSS in kB, exit code) of one `xlsales compute` on a copy."""
+def run_once(workbook: Path, today: str | None) -> tuple[float, int, int, float, float]:
+    """(wall seconds, peak tree RSS in kB, exit code, user and system CPU seconds) of one `xlsales
+    compute` on a copy. The CPU is the command's and the log process's together (the command waits
+    for its child, so wait4 counts both): a steady CPU figure with a wall time that moves says the
+    machine, not the run, changed."""
     with tempfile.TemporaryDirectory() as folder:
         copy = Path(folder) / workbook.name
         shutil.copyfile(workbook, copy)
@@ -66,10 +70,15 @@ def run_once(workbook: Path, today: str | None) -> tuple[float, int, int]:
         start = time.perf_counter()
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         peak = 0
-        while proc.poll() is None:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
             peak = max(peak, tree_rss_kb(proc.pid))
             time.sleep(0.01)
-        return time.perf_counter() - start, peak, proc.returncode
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so that Popen does not wait
+        return wall, peak, proc.returncode, usage.ru_utime, usage.ru_stime
 
 
 def main() -> None:
@@ -80,22 +89,25 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"{sys.executable}; load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
-    floors, walls, peaks = [], [], []
+    floors, walls, peaks, cpus = [], [], [], []
     for i in range(args.repeat):
         start = time.perf_counter()
         floor(str(args.workbook))
         floors.append(time.perf_counter() - start)
-        wall, peak, code = run_once(args.workbook, args.today)
+        wall, peak, code, user, system = run_once(args.workbook, args.today)
         walls.append(wall)
         peaks.append(peak)
+        cpus.append(user + system)
         print(f"run {i + 1}: floor {floors[-1]:.2f} s, xlsales compute {wall:.2f} s ({wall / floors[-1]:.2f}×, exit {code}), "
-              f"peak memory {peak / 1024:.0f} MB, load {os.getloadavg()[0]:.2f}")
+              f"CPU {user + system:.2f} s ({system:.2f} s system), peak memory {peak / 1024:.0f} MB, "
+              f"load {os.getloadavg()[0]:.2f}")
     f, w = statistics.median(floors), statistics.median(walls)
     # each run against the floor measured just before it: steadier than the ratio of the medians
     # when the machine's speed drifts between runs
     ratio = statistics.median(wall / floor_ for wall, floor_ in zip(walls, floors, strict=True))
     print(f"median: floor {f:.2f} s, xlsales compute {w:.2f} s = {w / f:.2f}× the floor "
-          f"(median of each run's ratio {ratio:.2f}×); peak memory {max(peaks) / 1024:.0f} MB (highest run)")
+          f"(median of each run's ratio {ratio:.2f}×); CPU {statistics.median(cpus):.2f} s; "
+          f"peak memory {max(peaks) / 1024:.0f} MB (highest run)")
 
 
 if __name__ == "__main__":
