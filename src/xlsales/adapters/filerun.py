@@ -305,7 +305,7 @@ def _run_workbook(path: str | Path, command: str, today: dt.date | None, status:
 
     try:
         sheets, results, problems = sheets_to_write(data, command, today, status, report, early[0] if early else None,
-                                                    begin=begin if command == "compute" else None)
+                                                    begin=begin)  # used by compute only (sheets_to_write)
         if keep is not None:
             keep += [data, early, sheets, results, problems]
         status("写回工作簿…")

@@ -1473,12 +1473,12 @@ def _plan(package: _Package, sheets: Sequence[OutSheet], styles: tuple[_Styles, 
             board_at = sheet.name
         plan.names.append(sheet.name)
         ref = existing.get(sheet.name.casefold())
+        early = started.get(id(sheet))  # begun by SheetsWrite.start (a result sheet, not the board)
         prev: _Previous | None = None
         if ref is not None:
             if ref.part is None or not ref.rel_type.endswith("/worksheet") or not package.has(ref.part):
                 raise NotAWorkbook(f"工作簿里已有名为“{ref.name}”的图表页或对话框页：请把它改名或删除后再运行")
             part = ref.part
-            early = started.get(id(sheet))
             if early is not None and early.prev is not None:
                 prev = early.prev.result()
             else:
@@ -1509,7 +1509,6 @@ def _plan(package: _Package, sheets: Sequence[OutSheet], styles: tuple[_Styles, 
             drawing_rid = _plan_drawing(package, plan, part, sheet, taken_parts, new_overrides, ct_prefix)
             content = _BoardPart(sheet, styles_, cells, prev, drawing_rid)
         else:
-            early = started.get(id(sheet))
             if early is not None:
                 content = early.part
                 plan.started[id(content)] = early.made
