@@ -375,14 +375,13 @@ def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str
 
 
 def result_sheets(results: Results, problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell,
-                  protect_payouts: bool = True, prepared: PreparedPayouts | None = None,
-                  payouts: SheetOut | None = None) -> list[OutSheet]:
+                  prepared: PreparedPayouts | None = None, payouts: SheetOut | None = None) -> list[OutSheet]:
     """Every output sheet of the contract, in the contract's order, then the extra ones (铁三角与覆盖,
     5词汇总, 创始人关注, 看板). `prepared`: the order side's payout cells, made while the log loaded.
     `payouts`: 提成发放表 already made by payouts_sheet from results.payouts (a file run makes it as
     soon as the ledger is known, and starts writing it)."""
     if payouts is None:
-        payouts = payouts_sheet(results.payouts, protect_payouts, prepared)
+        payouts = payouts_sheet(results.payouts, prepared=prepared)
     indicators: list[str] = []
     for action in results.book.actions.values():
         if action.indicator and action.indicator not in indicators:
