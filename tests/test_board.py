@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import zipfile
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,8 @@ def test_the_five_charts_draw_the_figures_of_the_run(demo):
 
     amount, weighted = chart(board, "加权商机").series
     assert values(board, amount["categories"]) == [m.month for m in figures.pipeline]
-    assert values(board, weighted["values"]) == [(m.weighted / 10_000).quantize(Decimal("0.01")) for m in figures.pipeline]
+    assert values(board, weighted["values"]) == [(m.weighted / 10_000).quantize(Decimal("0.01"), ROUND_HALF_UP)
+                                                 for m in figures.pipeline]
     assert sum(values(board, weighted["values"])) == pytest.approx(figures.weighted_pipeline / 10_000, abs=Decimal("0.1"))
 
 

@@ -48,6 +48,19 @@ def test_collections_on_one_day_make_one_line_and_over_collection_is_flagged():
     assert [(p.sheet, p.row, p.field) for p in problems.items] == [("回款", 9, "回款金额")]
 
 
+def test_every_collection_wholly_above_the_contract_is_flagged_too():
+    """rules §4.4: "A collection above the contract amount releases nothing more and is flagged": the
+    one that crosses the contract amount, and each one after it."""
+    results, problems = run(inputs(collections=[collection("O1", "2026-04-01", 9_000_000, row=2),
+                                                collection("O1", "2026-05-01", 9_000_000, row=3),
+                                                collection("O1", "2026-06-01", 1_000_000, row=4),
+                                                collection("O1", "2026-06-20", 1_000_000, row=5)]))
+    assert [(p.sheet, p.row, p.field) for p in problems.items] == [("回款", 3, "回款金额"), ("回款", 4, "回款金额"),
+                                                                   ("回款", 5, "回款金额")]
+    assert "超过合同金额" in problems.items[0].message and "不再发放" in problems.items[2].message
+    assert sum(x.amount for x in lines_of(results)) == D("500000.00")
+
+
 def test_revenue_recognition_and_completion_stages():
     rules = book(tables={"发放阶段": [{"阶段": "签约", "比例": "0.2"}, {"阶段": "收入确认", "比例": "0.3"},
                                       {"阶段": "回款", "比例": "0.3"}, {"阶段": "完工", "比例": "0.2"}]})

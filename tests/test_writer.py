@@ -23,10 +23,12 @@ from xlsales.adapters.sheets import (
     INPUT_HEADERS,
     OUTPUT_SHEETS,
     cell_lookup,
+    forecast_sheet,
     init_workbook,
     parameter_rows,
     problems_sheet,
     result_sheets,
+    summary_sheet,
     write_tables,
 )
 from xlsales.adapters.xlsx_writer import (
@@ -39,6 +41,7 @@ from xlsales.adapters.xlsx_writer import (
 )
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.pipeline import compute
+from xlsales.core.money import ZERO
 from xlsales.core.problems import Level, Problem, Problems
 from xlsales.core.rulebook import PARAM_SHEET, Parameters, build_rulebook
 from xlsales.demo import DEMO_DATE, demo_tables
@@ -787,3 +790,23 @@ def test_parts_deflated_by_isal_or_by_zlib_hold_the_same_bytes(tmp_path, monkeyp
             assert z.testzip() is None
         written[name] = parts(path)
     assert written["isal"] == written["zlib"]
+
+
+def test_money_cells_hold_what_they_show_rounded_half_up_to_the_fen():
+    """rules: money is "rounded half-up to 0.01 only when a line is written out": a cell holding
+    370370.367 that only shows 370,370.37 would sum differently in the user's own formulas."""
+    from xlsales.core.models import OpportunityStatus, Tier
+    from xlsales.core.pipeline import SummaryRow
+    from xlsales.core.tiers import ForecastRow
+
+    forecast = forecast_sheet([
+        ForecastRow("P1", "C1", "E1", Decimal("1234567.89"), OpportunityStatus.OPEN, Tier.NEUTRAL, Decimal("0.3"),
+                    Decimal("370370.367"), None),
+        ForecastRow("P2", "C1", "E1", Decimal("1000000.05"), OpportunityStatus.OPEN, Tier.NEUTRAL, Decimal("0.3"),
+                    Decimal("300000.015"), None),
+        ForecastRow("P3", "C1", "E1", Decimal(5), OpportunityStatus.PAUSED, None, None, None, "换届")])
+    assert [row[7] for row in forecast.rows] == [Decimal("370370.37"), Decimal("300000.02"), None]
+    summary = summary_sheet([SummaryRow("E1", "甲", Decimal("1234567.891"), Decimal("1000000.005"), None, None,
+                                        Decimal("0.125"), ZERO, Decimal("0.125"), ZERO)])
+    assert summary.rows[0][2:5] == [Decimal("1234567.89"), Decimal("1000000.01"), None]
+    assert summary.rows[0][6] == Decimal("0.13") and summary.rows[0][8] == Decimal("0.13")

@@ -18,6 +18,7 @@ from xlsales.adapters.xlsx_charts import ChartSpec
 from xlsales.adapters.xlsx_writer import BoardCell, BoardOut, Kind
 from xlsales.core.dashboard import UNDATED, Dashboard
 from xlsales.core.models import Tier
+from xlsales.core.money import round_to
 from xlsales.core.ranking import Group
 
 BOARD_SHEET = "看板"
@@ -40,7 +41,7 @@ LINE_COLOUR, PIPELINE_COLOUR, WEIGHTED_COLOUR = "#2F5597", "#BDD7EE", "#2F5597"
 
 
 def _wan(amount: Decimal) -> Decimal:
-    return (amount / WAN).quantize(Decimal("0.01"))
+    return round_to(amount / WAN, 2)
 
 
 def _ratio(value: Decimal | None) -> Decimal | None:

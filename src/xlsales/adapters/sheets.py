@@ -38,6 +38,7 @@ from xlsales.adapters.xlsx_writer import (
 from xlsales.core.accounts import THREE_C, THREE_C_SHEET, KeyAccountRow
 from xlsales.core.dashboard import dashboard
 from xlsales.core.models import OpportunityStatus, RepStatus, Tier
+from xlsales.core.money import fen
 from xlsales.core.payouts import PayoutLine, PayStatus
 from xlsales.core.people import FIVE_WORD_SHEET, FIVE_WORDS, FiveWordRow
 from xlsales.core.pipeline import Results, SummaryRow
@@ -288,8 +289,8 @@ def payouts_sheet(lines: Iterable[PayoutLine], protect: bool = True, prepared: P
 
 
 def summary_sheet(rows: Iterable[SummaryRow]) -> SheetOut:
-    out = [[s.rep_id, s.name, s.orders_total, s.floor, s.challenge, s.attainment, s.due_total, s.paid_total,
-            s.unpaid_total, s.clawback_total] for s in rows]
+    out = [[s.rep_id, s.name, fen(s.orders_total), fen(s.floor), fen(s.challenge), s.attainment, fen(s.due_total),
+            fen(s.paid_total), fen(s.unpaid_total), fen(s.clawback_total)] for s in rows]
     return SheetOut(SUMMARY_SHEET, _columns(SUMMARY_SHEET), out)
 
 
@@ -298,8 +299,8 @@ def forecast_sheet(rows: Iterable[ForecastRow]) -> SheetOut:
     out: list[list[Any]] = []
     fills: list[str | None] = []
     for f in rows:
-        out.append([f.code, f.customer, f.rep_id, f.amount, f.status.value, f.tier.value if f.tier else None,
-                    f.probability, f.weighted, f.pause_reason, f.expected_month])
+        out.append([f.code, f.customer, f.rep_id, fen(f.amount), f.status.value, f.tier.value if f.tier else None,
+                    f.probability, fen(f.weighted), f.pause_reason, f.expected_month])
         fills.append("amber" if f.status is OpportunityStatus.PAUSED else None)
     return SheetOut(FORECAST_SHEET, _columns(FORECAST_SHEET), out, fills)
 

@@ -35,6 +35,7 @@ from xlsales.adapters.sheets import (
 )
 from xlsales.adapters.xlsx_reader import WorkbookUnusable, read_workbook
 from xlsales.adapters.xlsx_writer import NotAWorkbook, SheetOut, WorkbookLocked
+from xlsales.core.money import fen
 from xlsales.core.pipeline import Results, SummaryRow
 
 HAS_ERRORS = 1
@@ -97,14 +98,14 @@ def _cover_rows(s: SummaryRow, results: Results, month: str) -> list[dict[str, A
         {"项目": "评估日期", "值": book.evaluation_date},
         {"项目": "年度", "值": str(book.year)},
         {"项目": "本月排名", "值": rank},
-        {"项目": "年度订单额", "金额": s.orders_total},
-        {"项目": "保底目标", "金额": s.floor},
-        {"项目": "挑战目标", "金额": s.challenge},
+        {"项目": "年度订单额", "金额": fen(s.orders_total)},
+        {"项目": "保底目标", "金额": fen(s.floor)},
+        {"项目": "挑战目标", "金额": fen(s.challenge)},
         {"项目": "完成率", "值": f"{s.attainment:.2%}" if s.attainment is not None else None},
-        {"项目": "应发合计", "金额": s.due_total},
-        {"项目": "已发合计", "金额": s.paid_total},
-        {"项目": "未发合计", "金额": s.unpaid_total},
-        {"项目": "追回合计", "金额": s.clawback_total},
+        {"项目": "应发合计", "金额": fen(s.due_total)},
+        {"项目": "已发合计", "金额": fen(s.paid_total)},
+        {"项目": "未发合计", "金额": fen(s.unpaid_total)},
+        {"项目": "追回合计", "金额": fen(s.clawback_total)},
         {"项目": "说明", "值": f"本对账单只含本人的数据；合计为 {book.year} 年（不含已取消的行），"
                                "每一行的算法见“提成发放表”的“计算说明”。"},
     ]

@@ -17,6 +17,11 @@ def to_fen(amount: Decimal) -> Decimal:
     return amount.quantize(FEN, rounding=ROUND_HALF_UP)
 
 
+def fen(amount: Decimal | None) -> Decimal | None:
+    """to_fen for a money cell that may be empty: what a sheet shows is what it holds."""
+    return None if amount is None else to_fen(amount)
+
+
 def round_to(value: Decimal, places: int) -> Decimal:
     return value.quantize(_PLACES[places], rounding=ROUND_HALF_UP)
 

@@ -220,10 +220,16 @@ def _flag_over_collection(order: Order, rows: list[Collection], problems: Proble
     total = ZERO
     for c in rows:
         before, total = total, total + c.amount
-        if total > order.amount >= before:
+        if total <= order.amount:
+            continue
+        if before < order.amount:
             problems.warn(COLLECTION_SHEET, c.row, "回款金额", c.amount,
                           f"订单“{order.order_id}”累计回款 {yuan(total)} 超过合同金额 {yuan(order.amount)}："
                           "超出部分不再发放提成，请核对回款")
+        else:  # every later collection is wholly above the contract: each one is flagged
+            problems.warn(COLLECTION_SHEET, c.row, "回款金额", c.amount,
+                          f"订单“{order.order_id}”此前已回款 {yuan(before)}，已达合同金额 {yuan(order.amount)}："
+                          "这笔回款不再发放提成，请核对回款")
 
 
 _PRO_RATA = frozenset((StageName.REVENUE.value, StageName.COLLECTION.value))
