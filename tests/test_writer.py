@@ -467,8 +467,14 @@ def test_problem_cells():
                 Problem(Level.ERROR, "回款", 3, "回款金额", "", "空")]
     cell_of = cell_lookup({"订单": {"订单号": 0, "合同金额": 4}, "回款": {"回款金额": "C"}})
     sheet = problems_sheet(problems, cell_of)
-    assert [r[:3] for r in sheet.rows] == [["错误", "订单", "E14"], ["警告", "订单", None], ["错误", "回款", "C3"]]
+    assert [r[:3] for r in sheet.rows] == [["错误", "订单", "E14"], ["警告", "订单", "A1"], ["错误", "回款", "C3"]]
     assert sheet.row_fills == ["red", "amber", "red"]
+    # a whole column: its header cell; a missing column: where it is to be added; a missing sheet: no cell
+    more = [Problem(Level.WARNING, "订单", None, "合同金额", "", "合计"),
+            Problem(Level.ERROR, "订单", 1, "毛利率", "", "缺少列“毛利率”"),
+            Problem(Level.ERROR, "进度", None, None, "", "缺少工作表“进度”"),
+            Problem(Level.ERROR, "订单", 7, "不存在的列", "", "算出来的")]
+    assert [cell_of(p) for p in more] == ["E1", "F1", "", ""]
     assert problems_sheet(problems).rows[0][2] is None  # the default knows no columns
 
 
@@ -810,3 +816,17 @@ def test_money_cells_hold_what_they_show_rounded_half_up_to_the_fen():
                                         Decimal("0.125"), ZERO, Decimal("0.125"), ZERO)])
     assert summary.rows[0][2:5] == [Decimal("1234567.89"), Decimal("1000000.01"), None]
     assert summary.rows[0][6] == Decimal("0.13") and summary.rows[0][8] == Decimal("0.13")
+
+
+def test_two_months_in_a_row_at_the_bottom_is_flagged_needs_help():
+    """rules §5: "连续垫底月数 ... 2 or more is flagged 需帮扶": in 提示, after the contract's columns."""
+    from xlsales.adapters.sheets import HISTORY_SHEET, ranking_sheet
+    from xlsales.core.ranking import Group, RankingRow
+
+    rows = [RankingRow("2026-11", 1, "E1", "甲", Decimal(1), Decimal(50), Decimal(80), Group.TOP, 0),
+            RankingRow("2026-11", 2, "E2", "乙", Decimal("0.5"), Decimal(10), Decimal(34), Group.BOTTOM, 1),
+            RankingRow("2026-11", 3, "E3", "丙", Decimal("0.2"), Decimal(5), Decimal(14), Group.BOTTOM, 2),
+            RankingRow("2026-11", 4, "E4", "丁", Decimal("0.1"), Decimal(0), Decimal(6), Group.BOTTOM, 5)]
+    for sheet in (ranking_sheet(rows), ranking_sheet(rows, HISTORY_SHEET)):
+        assert [c.header for c in sheet.columns][-2:] == ["连续垫底月数", "提示"]
+        assert [row[-1] for row in sheet.rows] == [None, None, "需帮扶", "需帮扶"]

@@ -71,7 +71,9 @@ FORECAST_SHEET = "商机预测"
 PROBLEM_SHEET = "校验结果"
 
 _RANKING_COLUMNS = (("月份", "text"), ("排名", "int"), ("工号", "text"), ("姓名", "text"), ("业绩完成率", "percent"),
-                    ("月度关系得分", "number"), ("综合得分", "number"), ("分组", "text"), ("连续垫底月数", "int"))
+                    ("月度关系得分", "number"), ("综合得分", "number"), ("分组", "text"), ("连续垫底月数", "int"),
+                    ("提示", "text"))
+NEEDS_HELP = "需帮扶"  # rules §5: 2 or more months in a row in 后15% (the spec's own word, alone in its cell)
 
 OUTPUT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     RATINGS_SHEET: (("客户编码", "text"), ("客户名称", "text"), ("客户经理", "text"), ("关系分", "number"),
@@ -93,7 +95,8 @@ OUTPUT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 OUTPUT_SHEETS: tuple[str, ...] = tuple(OUTPUT_COLUMNS)
 # the headers workbook.md names (OUTPUT_COLUMNS may add more after them)
 CONTRACT_HEADERS: dict[str, tuple[str, ...]] = {
-    name: tuple(h for h, _ in cols if not (name == FORECAST_SHEET and h in ("暂缓原因", "预计签约月")))
+    name: tuple(h for h, _ in cols if not (name == FORECAST_SHEET and h in ("暂缓原因", "预计签约月"))
+                and not (name in (RANKING_SHEET, HISTORY_SHEET) and h == "提示"))
     for name, cols in OUTPUT_COLUMNS.items()
 }
 
@@ -220,12 +223,13 @@ def ratings_sheet(ratings: Iterable[CustomerRating], indicator_order: Sequence[s
 
 
 def ranking_sheet(rows: Iterable[RankingRow], name: str = RANKING_SHEET) -> SheetOut:
-    """月度排名 (or, with name=排名历史, the history): 前30% green, 后15% red."""
+    """月度排名 (or, with name=排名历史, the history): 前30% green, 后15% red; 提示 says 需帮扶 when
+    连续垫底月数 reaches 2."""
     out: list[list[Any]] = []
     fills: list[str | None] = []
     for r in rows:
         out.append([r.month, r.rank, r.rep_id, r.name, r.attainment, r.relationship, r.score, r.group.value,
-                    r.bottom_streak])
+                    r.bottom_streak, NEEDS_HELP if r.needs_help else None])
         fills.append(_GROUP_FILLS.get(r.group))
     return SheetOut(name, _columns(name), out, fills)
 
@@ -352,18 +356,36 @@ def no_cell(problem: Problem) -> str:
 
 def cell_lookup(columns: Mapping[str, Mapping[str, int | str]]) -> Callable[[Problem], str]:
     """A `cell_of` from sheet -> header -> column (0-based index or letters): 订单, 第 14 行, 合同金额 -> E14.
-    A problem without a row or an unknown header gets "" (a whole-sheet finding)."""
+    A finding on a whole column (no row) points at its header cell (C1); a column that is missing, at
+    the first free cell of the header row, where it is to be added; a finding on a whole sheet, at A1.
+    Only a sheet that is not there (nor was read) gets "" : it has no cell."""
 
     def cell_of(problem: Problem) -> str:
-        if problem.row is None or problem.field is None:
+        mine = columns.get(problem.sheet)
+        if mine is None:
             return ""
-        column = columns.get(problem.sheet, {}).get(problem.field)
+        column = mine.get(problem.field) if problem.field is not None else None
         if column is None:
+            if problem.field is None or problem.row in (None, 1):
+                return "A1" if problem.field is None or not mine else f"{_next_free(mine)}1"
             return ""
         letters = column_letter(column) if isinstance(column, int) else column
-        return f"{letters}{problem.row}"
+        return f"{letters}{problem.row if problem.row is not None else 1}"
 
     return cell_of
+
+
+def _next_free(columns: Mapping[str, int | str]) -> str:
+    """The column right after the last header of a sheet."""
+    def index(column: int | str) -> int:
+        if isinstance(column, int):
+            return column
+        number = 0
+        for ch in column:
+            number = number * 26 + ord(ch) - 64
+        return number - 1
+
+    return column_letter(max(map(index, columns.values())) + 1)
 
 
 def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell) -> SheetOut:
