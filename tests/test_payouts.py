@@ -150,6 +150,32 @@ def test_lost_must_win_account_forfeits_the_year_and_claws_back_paid_lines():
     assert "必保客户" in str(cancelled.explanation)
 
 
+def test_each_paid_line_gets_its_own_clawback_and_a_rerun_makes_the_same_ones():
+    """rules §4.5: "one 追回 (clawback) line per paid line reverses them": a paid line and its paid
+    调整 are two paid lines, so two 追回 lines; once finance has booked them, nothing more."""
+    must_win = customer("C1", 必保="是")
+    first, _ = run(inputs(customers=[must_win]))
+    ledger = ledger_from(first, paid_on=day("2026-03-06"))
+    raised, _ = run(inputs(customers=[must_win], orders=[order("O1", "2026-03-05", 16_000_000, "0.25")], ledger=ledger))
+    [adjustment] = [x for x in raised.payouts if x.item is Item.ADJUSTMENT]
+    assert adjustment.amount == D("30000.00")  # (10M×2% + 6M×2%×3) × 50% = 280,000 against 250,000 paid
+    ledger = ledger_from(raised, paid_on=day("2026-04-02"))
+    lost = opportunity("P1", "C1", "丢单", when="2026-06-10")
+    again = inputs(customers=[must_win], orders=[order("O1", "2026-03-05", 16_000_000, "0.25")], ledger=ledger,
+                   opportunities=[lost])
+    results, _ = run(again)
+    clawbacks = sorted((x.line_id, x.amount) for x in results.payouts if x.item is Item.CLAWBACK)
+    sign = lines_of(first)[0].line_id
+    assert clawbacks == sorted([(f"{sign}#追回", D("-250000.00")), (f"{adjustment.line_id}#追回", D("-30000.00"))])
+    assert all("追回" in str(x.explanation) and x.event_date == day("2026-06-10")
+               for x in results.payouts if x.item is Item.CLAWBACK)
+    assert sorted((x.line_id, x.amount) for x in run(again)[0].payouts if x.item is Item.CLAWBACK) == clawbacks
+    booked, _ = run(inputs(customers=[must_win], orders=[order("O1", "2026-03-05", 16_000_000, "0.25")],
+                           ledger=ledger_from(results, paid_on=day("2026-06-12")), opportunities=[lost]))
+    assert sorted((x.line_id, x.amount) for x in booked.payouts if x.item is Item.CLAWBACK) == clawbacks
+    assert sum(x.amount for x in booked.payouts if x.status is PayStatus.PAID) == 0
+
+
 def test_a_loss_of_a_non_must_win_account_or_another_year_forfeits_nothing():
     for cust, when in ((customer("C1"), "2026-06-10"), (customer("C1", 必保="是"), "2025-12-31")):
         results, _ = run(inputs(customers=[cust], opportunities=[opportunity("P1", "C1", "丢单", when=when)]))

@@ -400,6 +400,11 @@ def _correction(line: PayoutLine, paid: list[PayoutLine], target: Decimal, forfe
     delta = target - paid_total
     if delta == 0:
         return []
+    if forfeit is not None:
+        clawbacks = _clawbacks(paid, forfeit, delay, evaluation_date)
+        if paid_total + sum((c.amount for c in clawbacks), ZERO) == 0:
+            return clawbacks
+        # otherwise (a ledger from before clawbacks were made line by line): one line settles the rest
     base = line.base_id
     number = len(paid)  # paid lines in the family: a new correction gets the next number
     if forfeit is not None:
@@ -414,6 +419,23 @@ def _correction(line: PayoutLine, paid: list[PayoutLine], target: Decimal, forfe
         explanation=f"{why}：已发 {yuan(paid_total)}，应为 {yuan(target)}，差额 {yuan(delta)}",
         status=unpaid_status(event + delay, evaluation_date), paid_date=None, year=line.year,
     )]
+
+
+def _clawbacks(paid: list[PayoutLine], forfeit: Forfeiture, delay: dt.timedelta,
+               evaluation_date: dt.date) -> list[PayoutLine]:
+    """rules §4.5: "one 追回 line per paid line reverses them, dated at the loss". Each one's 行ID is
+    its paid line's with #追回, so a re-run makes the same lines and a line reversed (and paid back)
+    before is not reversed again."""
+    ids = {p.line_id for p in paid}
+    due = forfeit.date + delay
+    status = unpaid_status(due, evaluation_date)
+    return [PayoutLine(
+        line_id=f"{p.line_id}#{Item.CLAWBACK.value}", rep_id=p.rep_id, name=p.name, order_id=p.order_id,
+        item=Item.CLAWBACK, stage=p.stage, event_date=forfeit.date, due_date=due, amount=-p.amount,
+        explanation=f"{forfeit.reason}：追回 {p.line_id}（{p.paid_date.isoformat() if p.paid_date else ''} 已发 "
+                    f"{yuan(p.amount)}），追回 {yuan(-p.amount)}",
+        status=status, paid_date=None, year=p.year,
+    ) for p in paid if p.item is not Item.CLAWBACK and f"{p.line_id}#{Item.CLAWBACK.value}" not in ids and p.amount]
 
 
 def _from_ledger(entry: LedgerEntry, year_of_order: dict[str, int], book: Rulebook) -> PayoutLine:
