@@ -33,6 +33,26 @@ def test_default_stages_pay_half_at_signing_and_half_pro_rata_to_collections():
     assert "回款进度 0%→40%" in str(c1.explanation)
 
 
+def test_a_half_fen_carried_between_lines_is_spelled_out_so_a_calculator_checks_every_line():
+    """1,000,000.50 at 2% = 20,000.01. Signing releases 10,000.005 -> 10,000.01; the collection's half
+    is then 10,000.00, so the lines add up to the commission. That line's text gives both cumulative
+    figures, since 20,000.01 × 50% alone would round to 10,000.01."""
+    o = order("O1", "2026-03-05", "1000000.50", "0.22")  # below the margin band: commission only
+    results, _ = run(inputs(orders=[o], collections=[collection("O1", "2026-04-01", "1000000.50")]))
+    sign, paid_in = lines_of(results)
+    assert (sign.amount, paid_in.amount) == (D("10000.01"), D("10000.00"))
+    assert str(sign.explanation).endswith("= 10,000.01")
+    assert str(paid_in.explanation).startswith("提成 20,000.01（")
+    assert str(paid_in.explanation).endswith("= 10,000.00（按累计取整：累计应发 20,000.01 − 此前已发 10,000.01）")
+
+
+def test_a_commission_that_is_not_whole_fen_is_shown_exactly_in_the_text():
+    o = order("O1", "2026-03-05", "1000000.55", "0.22")  # 2% = 20,000.011
+    results, _ = run(inputs(orders=[o]))
+    [sign] = lines_of(results)
+    assert str(sign.explanation).startswith("提成 20,000.011（") and sign.amount == D("10000.01")  # 10,000.0055
+
+
 def test_due_date_follows_the_payout_delay_parameter():
     results, _ = run(inputs(), book(发放时限天数=3))
     assert lines_of(results)[0].due_date == day("2026-03-08")

@@ -131,7 +131,9 @@ class OrderTexts:
         text = self.heads.get(item)
         if text is None:
             what = self.earnings.commission_text if item == Item.COMMISSION.value else self.earnings.bonus_text
-            text = self.heads[item] = f"{item} {yuan(total)}（{what}）× "
+            # the exact amount when it is not whole fen: the text is checked with a calculator
+            shown = yuan(total) if total == total.quantize(FEN) else f"{total.normalize():,}"
+            text = self.heads[item] = f"{item} {shown}（{what}）× "
         return text
 
     def detail(self, release: Release) -> str:
@@ -145,14 +147,20 @@ class LineText:
     """The 计算说明 of a released line, formatted when it is read (str()): a run makes a quarter of
     a million lines and formatting them all up front would cost more than computing them."""
 
-    __slots__ = ("amount", "item", "release", "texts", "total")
+    __slots__ = ("amount", "carried", "item", "release", "texts", "total")
 
-    def __init__(self, item: str, total: Decimal, texts: OrderTexts, release: Release, amount: Decimal) -> None:
+    def __init__(self, item: str, total: Decimal, texts: OrderTexts, release: Release, amount: Decimal,
+                 carried: tuple[Decimal, Decimal] | None = None) -> None:
         self.item, self.total, self.texts, self.release, self.amount = item, total, texts, release, amount
+        self.carried = carried  # (released before, released after) when the product alone rounds otherwise
 
     def __str__(self) -> str:
         texts = self.texts
-        return f"{texts.head(self.item, self.total)}{texts.detail(self.release)} = {self.amount:,}"
+        text = f"{texts.head(self.item, self.total)}{texts.detail(self.release)} = {self.amount:,}"
+        if self.carried is not None:
+            before, after = self.carried
+            text += f"（按累计取整：累计应发 {after:,} − 此前已发 {before:,}）"
+        return text
 
     def __repr__(self) -> str:
         return repr(str(self))
@@ -282,7 +290,9 @@ class ReleasePlan:
     def order_lines(self, earnings: OrderEarnings, name: str, events: OrderEvents) -> list[PayoutLine]:
         """One line per release and component (the commission's lines, then the margin bonus's), in one
         pass over the releases. Each component is rounded cumulatively: line = round(total × released
-        after) − round(total × released before), so an order's lines add up to its rounded components."""
+        after) − round(total × released before), so an order's lines add up to its rounded components.
+        Where that differs from rounding the line's own product (a half fen carried from an earlier
+        line), its 计算说明 says so with both cumulative figures, so a calculator still checks it."""
         commission, bonus = earnings.commission, earnings.bonus
         if not commission and not bonus:
             return []  # below the red line and no bonus: nothing to release
@@ -297,6 +307,7 @@ class ReleasePlan:
         # fraction), not accumulated: a running sum of 28-digit quotients can end at 0.999…9, not 1.
         terms = dict.fromkeys(shares, ZERO)
         texts = OrderTexts(earnings)
+        before = ZERO
         for step in self.releases(order, events):
             stage = step.stage
             terms[stage] = shares[stage] * step.high if stage in _PRO_RATA else shares[stage]
@@ -305,19 +316,28 @@ class ReleasePlan:
             key, due, status = days.get(day) or self._day(day)
             released = (commission * after).quantize(FEN, ROUND_HALF_UP)
             if released != paid_commission:
-                amount, paid_commission = released - paid_commission, released
+                amount = released - paid_commission
+                carried = None
+                if paid_commission and amount != (commission * (after - before)).quantize(FEN, ROUND_HALF_UP):
+                    carried = (paid_commission, released)
+                paid_commission = released
                 lines.append(PayoutLine(
                     f"{commission_id}{stage}/{key}", rep, name, order_id, _COMMISSION, stage, day, due, amount,
-                    LineText(_COMMISSION_TEXT, commission, texts, step, amount), status, None, year,
+                    LineText(_COMMISSION_TEXT, commission, texts, step, amount, carried), status, None, year,
                 ))
             if bonus:
                 released = (bonus * after).quantize(FEN, ROUND_HALF_UP)
                 if released != paid_bonus:
-                    amount, paid_bonus = released - paid_bonus, released
+                    amount = released - paid_bonus
+                    carried = None
+                    if paid_bonus and amount != (bonus * (after - before)).quantize(FEN, ROUND_HALF_UP):
+                        carried = (paid_bonus, released)
+                    paid_bonus = released
                     bonus_lines.append(PayoutLine(
                         f"{bonus_id}{stage}/{key}", rep, name, order_id, _BONUS, stage, day, due, amount,
-                        LineText(_BONUS_TEXT, bonus, texts, step, amount), status, None, year,
+                        LineText(_BONUS_TEXT, bonus, texts, step, amount, carried), status, None, year,
                     ))
+            before = after
         return lines + bonus_lines if bonus_lines else lines
 
 
