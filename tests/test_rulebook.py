@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from builders import D, book
-from xlsales.core.problems import Problems
+from xlsales.core.problems import Level, Problems
 from xlsales.core.rulebook import PARAMETER_NAMES, Parameters, build_rulebook, default_tables
 
 
@@ -67,6 +67,20 @@ def test_tier_table_checks():
     assert any("喝酒" in m for m in messages)
     assert any("赢单概率高于" in m for m in messages)
     assert any("低于“支持”" in m for m in messages)
+
+
+def test_an_indicator_no_action_provides_is_a_warning_and_the_run_goes_on():
+    """A team's own small catalog with the default tier table: the tier that needs an indicator no
+    action gives is out of reach, which is said, but nothing stops the run."""
+    rules, problems = build(分级规则=[
+        {"等级": "铁杆", "最低关系分": 80, "必备指标": "参观公司、喝酒", "赢单概率": 0.9},
+        {"等级": "支持", "最低关系分": 50, "必备指标": "参观公司", "赢单概率": 0.8},
+        {"等级": "中立", "赢单概率": 0.3}, {"等级": "反对", "赢单概率": 0.05},
+    ])
+    assert rules is not None
+    [warning] = problems.items
+    assert (warning.level, warning.sheet, warning.field, warning.value) == (Level.WARNING, "分级规则", "必备指标", "喝酒")
+    assert "铁杆" in warning.message
 
 
 def test_percent_text_and_blank_parameters():

@@ -364,8 +364,11 @@ def _check_tiers(tiers: dict[Tier, TierRule], indicators: set[str], problems: Pr
     for rule in tiers.values():
         unknown = sorted(rule.indicators - indicators)
         if unknown and rule.tier in (Tier.IRON, Tier.SUPPORT):
-            problems.error(TIER_SHEET, rule.row, "必备指标", "、".join(unknown),
-                           f"动作库里没有能达成指标“{'、'.join(unknown)}”的动作：该等级永远达不到，请核对指标名称")
+            # a warning, not a stop: a small team's own catalog may leave out a default indicator;
+            # the run goes on, and nobody reaches that tier until an action provides it
+            problems.warn(TIER_SHEET, rule.row, "必备指标", "、".join(unknown),
+                          f"动作库里没有能达成指标“{'、'.join(unknown)}”的动作：在动作库加上这样的动作之前，"
+                          f"没有客户能达到“{rule.tier.value}”。请核对指标名称")
     ranked = [tiers[t] for t in Tier if t in tiers]
     for better, worse in itertools.pairwise(ranked):
         if better.probability < worse.probability:
