@@ -40,8 +40,8 @@ from xlsales.adapters.xlsx_writer import (
     write_sheets,
 )
 from xlsales.core.intake import read_workbook_tables
-from xlsales.core.pipeline import compute
 from xlsales.core.money import ZERO
+from xlsales.core.pipeline import compute
 from xlsales.core.problems import Level, Problem, Problems
 from xlsales.core.rulebook import PARAM_SHEET, Parameters, build_rulebook
 from xlsales.demo import DEMO_DATE, demo_tables
