@@ -232,6 +232,21 @@ def test_lines_of_a_rep_year_without_target_are_kept_as_they_were():
     assert any(p.is_error and "没有有效的业绩目标" in p.message for p in problems.items)
 
 
+def test_an_earlier_years_orders_without_its_target_are_a_warning_and_still_count_as_first_orders():
+    """A new year's workbook need not carry last year's targets: last year's orders then get no
+    commission (a warning, not an error), and still make a customer's first order."""
+    from builders import target
+
+    reps, _ = team("E1")
+    results, problems = run(Inputs(reps=reps, targets=[target("E1", 10_000_000)], orders=[
+        order("O0", "2025-06-01", 1_000_000), order("O1", "2026-03-05", 15_000_000, "0.25")],
+        customers=[customer("C1", 战略突破奖=1_000_000)]))
+    [found] = [p for p in problems.items if "没有有效的业绩目标" in p.message]
+    assert not found.is_error and "2025" in found.message
+    assert not [x for x in results.payouts if x.item is Item.BREAKTHROUGH]  # 2025's order was the first
+    assert {x.order_id for x in results.payouts} == {"O1"}
+
+
 def test_line_ids_are_made_from_what_the_line_is():
     results, _ = run(inputs())
     assert lines_of(results)[0].line_id == "E1/O1/提成/签约/20260305"

@@ -205,9 +205,12 @@ def _prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
         if target is None:
             frozen.add((rep, year))
             first = min(rep_orders, key=lambda o: (o.signed, o.order_id))
-            problems.error(ORDER_SHEET, first.row, "工号", rep,
-                           f"工号“{rep}”在 {year} 年有 {len(rep_orders)} 张订单，但没有有效的业绩目标："
-                           "这些订单的提成暂不计算，已有的发放行保持不变；请在业绩目标表补上该年目标")
+            # an error in the plan year (its commission is what the run is for); a warning for another
+            # year, whose targets a new year's workbook need not carry (its lines are kept as they are)
+            report = problems.error if year == book.year else problems.warn
+            report(ORDER_SHEET, first.row, "工号", rep,
+                   f"工号“{rep}”在 {year} 年有 {len(rep_orders)} 张订单，但没有有效的业绩目标："
+                   "这些订单的提成暂不计算，已有的发放行保持不变（订单仍算作客户的首单）；如需计算，请在业绩目标表补上该年目标")
             continue
         earnings += year_earnings(rep_orders, target.floor, target.challenge, book)
     for e in earnings:
