@@ -98,6 +98,20 @@ def test_json_summary(golden, capsys):
     assert report["exit_code"] == 0 and report["reps_ranked"] == 3 and report["payout_lines"] == 4
     assert report["rows_read"]["订单"] == 1
     assert report["sheets_written"] == [*OUTPUTS, *EXTRA_OUTPUT_COLUMNS, BOARD_SHEET]  # the contract sheets first
+    assert report["target_gap"] is None  # no 公司年度目标 in this workbook
+
+
+def test_the_target_gap_is_in_the_summary_the_json_and_the_board(tmp_path, capsys):
+    path = tmp_path / "demo.xlsx"
+    main(["demo", str(path)])  # 公司年度目标 600,000,000
+    capsys.readouterr()
+    main(["compute", str(path)])
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("目标对比：")]
+    assert len(said) == 1 and "公司年度目标 600,000,000.00" in said[0] and "保底目标合计" in said[0]
+    main(["compute", str(path), "--json"])
+    assert json.loads(capsys.readouterr().out)["target_gap"] == said[0].removeprefix("目标对比：")
+    board = openpyxl.load_workbook(path)["看板"]
+    assert board["A6"].value == said[0]
 
 
 def test_finance_paid_dates_survive_a_rerun(golden):

@@ -53,6 +53,20 @@ def test_bottom_up_gap_against_company_target():
     assert [p.field for p in problems.items] == ["保底目标", "自报目标"]
 
 
+def test_the_gap_is_reported_both_ways():
+    """rules §3: "the gap is reported", not only when the team falls short (no warning then: a team
+    above the company's target is no problem)."""
+    good, problems = check(target("E1", 15_000_000, 20_000_000, 自报目标=12_000_000),
+                           target("E2", 9_000_000, 9_000_000, 自报目标=8_000_000))
+    gap = target_gap(good, 2026, D(20_000_000), problems)
+    assert not problems.items
+    assert gap.summary() == ("2026 年公司年度目标 20,000,000.00：保底目标合计 24,000,000.00，比公司目标多 4,000,000.00；"
+                             "自报目标合计 20,000,000.00，与公司目标持平")
+    short = target_gap(check(target("E1", 100))[0], 2026, D(500), problems).summary()
+    assert short is not None and "比公司目标少 400.00" in short and "1 人未填自报目标" in short
+    assert target_gap(good, 2026, None, problems).summary() is None
+
+
 def test_no_company_target_no_gap():
     good, problems = check(target("E1", 100))
     assert target_gap(good, 2026, None, problems).floor_gap is None

@@ -143,6 +143,8 @@ def _headline(out: _Layout, board: Dashboard) -> None:
     # the strip is text, so that it overflows into the empty cells beside it instead of showing ####
     for i, (label, _, _, shown) in enumerate(overview):
         out.put(3 + i // 3, (i % 3) * 5, f"{label.replace('（万元）', '')}：{shown}", bold=True)
+    if board.target_gap:
+        out.put(5, 0, f"目标对比：{board.target_gap}")
     first, _ = out.table("本月概览", [("指标", "text"), ("数值", "number")], [[label, value] for label, value, _, _ in overview])
     for i, (_, value, kind, _) in enumerate(overview):  # each figure with its own format
         out.put(first + i, DATA_COL + 1, value, kind if value is not None else "text")

@@ -72,6 +72,7 @@ class RunReport:
     sheets_written: list[str] = field(default_factory=list)
     seconds: float = 0.0
     on_time: dict[str, dict[str, Any]] = field(default_factory=dict)  # 及时率 by month of 应发日期
+    target_gap: str | None = None  # Σ 保底/自报 against 公司年度目标 (rules §3), when that is set
     # "警告 客户关系记录·次数" -> how many: which kinds of problem there are, errors first, then the most
     # frequent (a big log can give tens of thousands of 校验结果 rows; this says what they mostly are)
     problem_kinds: dict[str, int] = field(default_factory=dict)
@@ -103,6 +104,8 @@ class RunReport:
                 out.append("主要问题（错误在前）：" + "；".join(f"{kind} {n:,} 条" for kind, n in top))
         if self.reps_ranked or self.payout_lines:
             out.append(f"排名 {self.reps_ranked} 人；提成发放表 {self.payout_lines:,} 行")
+        if self.target_gap:
+            out.append(f"目标对比：{self.target_gap}")
         if self.on_time:
             recent = list(self.on_time.items())[-3:]
             out.append("发放及时率：" + "，".join(f"{m} {v['按时发放']}/{v['应发行数']}（{v['及时率']}）" for m, v in recent))
@@ -227,6 +230,7 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
 
     results = compute(inputs, book, problems, prepared=early.side if early is not None else None, on_ledger=on_ledger)
     report.reps_ranked, report.payout_lines = len(results.ranking), len(results.payouts)
+    report.target_gap = results.target_gap.summary()
     report.on_time = {r.month: {"应发行数": r.due, "按时发放": r.on_time, "及时率": pct(r.rate, 1)} for r in results.on_time}
     as_of = f"{book.year} 年，评估日期 {book.evaluation_date.isoformat()}"
     if command == "validate":

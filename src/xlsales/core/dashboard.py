@@ -63,6 +63,7 @@ class Dashboard:
     team_orders: Decimal  # the plan year's orders of the reps with a target
     team_floor: Decimal
     team_challenge: Decimal
+    target_gap: str | None = None  # rules §3: Σ 保底 and Σ 自报 against 公司年度目标 (TargetGap.summary)
 
     @property
     def team_vs_floor(self) -> Decimal | None:
@@ -115,4 +116,5 @@ def dashboard(results: Results) -> Dashboard:
         team_orders=sum((a.orders for a in attainment), ZERO),
         team_floor=sum((a.floor for a in attainment), ZERO),
         team_challenge=sum((a.challenge for a in attainment), ZERO),
+        target_gap=results.target_gap.summary(),
     )

@@ -83,6 +83,22 @@ class TargetGap:
     def self_reported_gap(self) -> Decimal | None:
         return None if self.company is None else self.self_reported - self.company
 
+    def summary(self) -> str | None:
+        """rules §3 "the gap is reported": one sentence, also when the team's sums are above the
+        company's target (None when 公司年度目标 is not set)."""
+        if self.company is None:
+            return None
+        parts = [f"{label}合计 {yuan(total)}，{_versus(total - self.company)}"
+                 for label, total in (("保底目标", self.floors), ("自报目标", self.self_reported))]
+        missing = f"（{self.reps_without_self_report} 人未填自报目标）" if self.reps_without_self_report else ""
+        return f"{self.year} 年公司年度目标 {yuan(self.company)}：" + "；".join(parts) + missing
+
+
+def _versus(diff: Decimal) -> str:
+    if diff > 0:
+        return f"比公司目标多 {yuan(diff)}"
+    return f"比公司目标少 {yuan(-diff)}" if diff < 0 else "与公司目标持平"
+
 
 def target_gap(targets: dict[tuple[int, str], Target], year: int, company: Decimal | None,
                problems: Problems) -> TargetGap:
