@@ -35,6 +35,18 @@ from xlsales.demo import DEMO_DATE, demo_tables
 xlsxwriter = pytest.importorskip("xlsxwriter")
 
 PERCENT_HEADERS = {"毛利率", "赢单概率", "比例", "累计完工比例", "业绩完成率"}
+
+
+@pytest.fixture(autouse=True, params=["exact", "calamine"])
+def small_sheet_path(request, monkeypatch):
+    """Every test here runs twice: the small sheets read exactly by this module's XML path, and read
+    by calamine wherever it can (any size of sheet). Both must pass the same assertions: that is
+    what makes the calamine path safe (it falls back to the exact one where the two could differ)."""
+    if request.param == "exact":
+        monkeypatch.setattr(xlsx_reader._CalamineTables, "start", classmethod(lambda cls, package, sheets: None))
+    else:
+        monkeypatch.setattr(xlsx_reader, "CALAMINE_MIN_BYTES", 0)
+    return request.param
 LOG_HEADERS = REQUIRED_HEADERS[LOG_SHEET]
 
 
@@ -818,3 +830,100 @@ def test_serials():
     assert serial_to_date(61) == dt.date(1900, 3, 1)
     assert serial_to_date(59) == dt.date(1900, 2, 28)
     assert serial_to_date(0, date1904=True) == dt.date(1904, 1, 1)
+
+
+# --- the small sheets through calamine -------------------------------------------------------------
+
+_CALAMINE_START = xlsx_reader._CalamineTables.__dict__["start"]  # before small_sheet_path patches it
+
+
+def read_both(monkeypatch: pytest.MonkeyPatch, path: Path) -> tuple[WorkbookData, list[str], WorkbookData]:
+    """The workbook read with calamine wherever it can (and which sheets it took), and read exactly
+    (whichever path small_sheet_path chose for the rest of the test)."""
+    monkeypatch.setattr(xlsx_reader._CalamineTables, "start", _CALAMINE_START)
+    monkeypatch.setattr(xlsx_reader, "CALAMINE_MIN_BYTES", 0)
+    taken: list[str] = []
+    real = xlsx_reader._calamine_table
+
+    def spy(sheet: str, *args: Any) -> Any:
+        taken.append(sheet)
+        return real(sheet, *args)
+
+    exact_reads: list[str] = []
+    table = xlsx_reader._SheetReader.table
+
+    def exact(self: Any, sheet: str, *args: Any) -> Any:
+        exact_reads.append(sheet)
+        return table(self, sheet, *args)
+
+    monkeypatch.setattr(xlsx_reader, "_calamine_table", spy)
+    monkeypatch.setattr(xlsx_reader._SheetReader, "table", exact)
+    fast = read_workbook(path)
+    by_calamine = [s for s in taken if s not in exact_reads]
+    monkeypatch.setattr(xlsx_reader._CalamineTables, "start", classmethod(lambda cls, package, sheets: None))
+    return fast, by_calamine, read_workbook(path)
+
+
+def same_reading(a: WorkbookData, b: WorkbookData) -> None:
+    assert a.columns == b.columns and a.tables == b.tables and a.problems == b.problems
+
+
+def test_calamine_reads_a_plain_workbook_exactly_as_the_exact_path(tmp_path, monkeypatch):
+    """The demo workbook (planted mistakes, text dates, numeric codes, styled blank rows) read both ways."""
+    fast, by_calamine, exact = read_both(monkeypatch, write_book(tmp_path / "demo.xlsx", demo_tables()))
+    assert set(by_calamine) == set(exact.tables)  # every sheet but the log went through calamine
+    same_reading(fast, exact)
+
+
+def test_only_big_sheets_go_through_calamine(tmp_path, monkeypatch):
+    path = write_book(tmp_path / "demo.xlsx", demo_tables())
+    taken: list[str] = []
+    real = xlsx_reader._calamine_table
+    monkeypatch.setattr(xlsx_reader, "_calamine_table", lambda sheet, *a: taken.append(sheet) or real(sheet, *a))
+    monkeypatch.setattr(xlsx_reader, "CALAMINE_MIN_BYTES", 20 << 10)
+    monkeypatch.setattr(xlsx_reader._CalamineTables, "start", _CALAMINE_START)
+    read_workbook(path)
+    sizes = {s: xlsx_reader._part_size(p, p.sheet_part(s)) for p in [xlsx_reader._Package(path)] for s in taken}
+    assert taken and all(size >= 20 << 10 for size in sizes.values())
+    assert "参数" not in taken and "动作库" not in taken
+
+
+NUMBERS_IN_XML = {  # XML text of a number -> what both paths read (past 15 digits: the double's shortest form)
+    "0.69999999999999996": Decimal("0.7"), "82.59999999999999": Decimal("82.6"), "1.0049999999999999": Decimal("1.005"),
+    "0.30000000000000004": Decimal("0.30000000000000004"), "2070000": 2070000, "0.32": Decimal("0.32"),
+}
+
+
+def test_numbers_with_17_digits_read_as_the_number_the_cell_shows(tmp_path, monkeypatch):
+    rows = "".join(f'<row r="{i}">{inline(f"A{i}", f"SO{i}")}<c r="B{i}" s="1"><v>46010</v></c><c r="C{i}"><v>{text}</v></c></row>'
+                   for i, text in enumerate(NUMBERS_IN_XML, start=2))
+    path = craft_book(tmp_path / "n.xlsx", {"回款": header_row(["订单号", "回款日期", "回款金额"]) + rows}, xfs=(0, 14))
+    fast, by_calamine, exact = read_both(monkeypatch, path)
+    assert by_calamine == ["回款"]
+    same_reading(fast, exact)
+    assert [r["回款金额"] for r in exact.tables["回款"]] == list(NUMBERS_IN_XML.values())
+
+
+@pytest.mark.parametrize("cells, why", [
+    ('<c r="C2"><f>1+1</f><v>2</v></c>', "a formula"),
+    ('<c r="C2" t="e"><v>#N/A</v></c>', "an error value"),
+    ('<c r="C2" t="b"><v>1</v></c>', "a boolean"),
+    ('<c r="C2" s="1"/>', "a date-styled empty cell (the date counts differ)"),
+    ('<c r="C2"><v>12345678901234567</v></c>', "an integer beyond 2^53"),
+    ('<c r="C2" s="1"><v>3000000</v></c>', "a date serial beyond 9999-12-31"),
+])
+def test_calamine_leaves_a_sheet_to_the_exact_path_where_they_could_differ(tmp_path, monkeypatch, cells, why):
+    body = header_row(["订单号", "回款日期", "回款金额"]) + f'<row r="2">{inline("A2", "SO1")}<c r="B2" s="1"><v>46010</v></c>' \
+        f'{cells}</row><row r="3">{inline("A3", "SO2")}<c r="B3" s="1"><v>46011</v></c><c r="C3"><v>5</v></c></row>'
+    fast, by_calamine, exact = read_both(monkeypatch, craft_book(tmp_path / "x.xlsx", {"回款": body}, xfs=(0, 14)))
+    assert by_calamine == [], why
+    same_reading(fast, exact)
+
+
+def test_a_number_where_a_date_goes_and_1904_workbooks_are_read_exactly(tmp_path, monkeypatch):
+    body = header_row(["订单号", "回款日期", "回款金额"]) + f'<row r="2">{inline("A2", "SO1")}<c r="B2"><v>46010</v></c>' \
+        '<c r="C2"><v>5</v></c></row>'
+    for name, kw in (("number.xlsx", {}), ("1904.xlsx", {"date1904": True})):
+        fast, by_calamine, exact = read_both(monkeypatch, craft_book(tmp_path / name, {"回款": body}, xfs=(0, 14), **kw))
+        assert by_calamine == [], name
+        same_reading(fast, exact)

@@ -27,6 +27,7 @@ import html
 import os
 import posixpath
 import re
+import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -198,7 +199,10 @@ def serial_to_date(serial: float, date1904: bool = False) -> dt.date:
 
 
 def _number(text: str | bytes) -> int | Decimal:
-    """The XML text of a number, exactly: an int when it is one, else a Decimal."""
+    """The XML text of a number: an int when it is one, else a Decimal. A cell holds a double, and
+    writers spell some with 16–17 digits (0.7 as 0.69999999999999996, XlsxWriter 82.6 as
+    82.59999999999999): past 15 significant digits the number is the shortest decimal that is the
+    same double, the one the cell shows and the user typed (and what calamine's readers give)."""
     try:
         return int(text)
     except ValueError:
@@ -206,7 +210,12 @@ def _number(text: str | bytes) -> int | Decimal:
     value = Decimal(text.decode() if isinstance(text, bytes) else text)
     if not value.is_finite():
         raise InvalidOperation(text)
+    if len(value.as_tuple().digits) > _DOUBLE_DIGITS:
+        return Decimal(repr(float(value)))
     return value
+
+
+_DOUBLE_DIGITS = 15  # significant digits every double keeps
 
 
 _X_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
@@ -1234,19 +1243,22 @@ def _read(package: _Package, while_log_loads: Callable[[dict[str, list[dict[str,
     order = {name.strip(): i for i, name in enumerate(names)}
     log_part = package.sheet_part(LOG_SHEET)
     log_read = None
+    small = [s for s in sorted(wanted, key=lambda s: order.get(s, 0)) if s != LOG_SHEET]
+    fast = _CalamineTables.start(package, small)
     try:
         if log_part is not None:
             log_read = _start_log(package, reader, log_part, problems, columns, prefetched)
             prefetched = None  # _start_log adopted or closed it
-        for sheet in sorted(wanted, key=lambda s: order.get(s, 0)):
-            if sheet != LOG_SHEET:
-                _read_table(package, reader, sheet, problems, tables, columns)
+        for sheet in small:
+            _read_table(package, reader, sheet, problems, tables, columns, fast)
         if while_log_loads is not None:
             while_log_loads(tables)
         if log_read is not None:
             assert log_part is not None
             log = _finish_log(package, reader, log_part, log_read, problems)
     finally:
+        if fast is not None:
+            fast.close()
         if log_read is not None:
             log_read[1].close()
         if prefetched is not None:
@@ -1255,16 +1267,216 @@ def _read(package: _Package, while_log_loads: Callable[[dict[str, list[dict[str,
 
 
 def _read_table(package: _Package, reader: _SheetReader, sheet: str, problems: list[Problem],
-                tables: dict[str, list[dict[str, Any]]], columns: dict[str, dict[str, str]]) -> None:
+                tables: dict[str, list[dict[str, Any]]], columns: dict[str, dict[str, str]],
+                fast: _CalamineTables | None = None) -> None:
     part = package.sheet_part(sheet)
     assert part is not None
     data = package.read(part)
+    grid = fast.grid(sheet) if fast is not None else None
+    if grid is not None and fast is not None and _calamine_can_read(data):
+        found: list[Problem] = []
+        try:
+            table, dates = _calamine_table(sheet, grid, found, columns)
+            # every date-styled cell (by this module's reading of styles.xml) came as a date, and
+            # no other did: the two readers agree on which numbers are dates
+            if dates != sum(data.count(token) for token in fast.date_tokens):
+                raise _NotStandard
+        except _NotStandard:
+            columns.pop(sheet, None)  # read again below, exactly
+        else:
+            problems += found
+            if table is not None:
+                tables[sheet] = table
+            return
     end = _first_row_end(data)
     head = reader.cells(data[:end] if end else data, max_row=1, partial=bool(end))
     headers = _header_map(sheet, head, problems)
     columns[sheet] = {h: column_letter(c) for h, c in headers.items()}
     if _check_headers(sheet, headers, problems):
         tables[sheet] = reader.table(sheet, data, headers, problems)
+
+
+# --- the small sheets through calamine --------------------------------------------------------
+#
+# python-calamine parses a sheet in Rust without holding the GIL and hands over each cell as a Python
+# value (str, float, date, datetime). On the 1M-row benchmark workbook the small sheets (customers,
+# opportunities, 50,000 orders, collections, progress: about a million cells) took 1.1 s of this
+# process's Python by the regex path; calamine parses them in a thread, and what is left here is
+# turning its values into the same rows (see _calamine_table).
+#
+# It must give exactly what the exact path gives, so it is used only where the two agree by
+# construction: not on a 1904 workbook nor one with the CJK built-in date formats that calamine does
+# not know as dates (_CalamineTables.start), not on a sheet with formulas, error values, booleans,
+# ISO-date cells or _xHHHH_ escapes (_calamine_can_read), and a value it cannot vouch for (a time, a
+# date before 1900-03-01, an integer beyond 2^53) sends the sheet back to the exact path. tests/
+# test_reader.py compares the two paths on the demo workbook and on generated sheets.
+
+class _CalamineTables:
+    """The small sheets' cells, loaded by calamine in a thread in the order they are read."""
+
+    def __init__(self, path: Path, titles: list[tuple[str, str]], calamine: Any, date_styles: list[bool]) -> None:
+        # how a cell with a date style starts its attributes after r="…" (a row's own s="…" may match
+        # too: the counts then differ and the sheet is read exactly)
+        self.date_tokens = [b'" s="%d"' % k for k, is_date in enumerate(date_styles) if is_date]
+        self._grids: dict[str, list[list[Any]] | None] = {}
+        self._ready = {sheet: threading.Event() for sheet, _ in titles}
+        self._stop = False
+        self._thread = threading.Thread(target=self._load, args=(path, titles, calamine), daemon=True,
+                                        name="xlsales-small-sheets")
+        self._thread.start()
+
+    @classmethod
+    def start(cls, package: _Package, sheets: list[str]) -> _CalamineTables | None:
+        """Start loading those of the sheets big enough to be worth it (None: read them all exactly)."""
+        big = [s for s in sheets if _part_size(package, package.sheet_part(s)) >= CALAMINE_MIN_BYTES]
+        if package.date1904 or package.cjk_date_styles or not big or _sst_needs_care(package):
+            return None
+        try:
+            import python_calamine
+        except ImportError:
+            return None
+        return cls(package.path, [(s, _sheet_title(package, s)) for s in big], python_calamine, package.date_styles)
+
+    def _load(self, path: Path, titles: list[tuple[str, str]], calamine: Any) -> None:
+        book = None
+        try:
+            book = calamine.CalamineWorkbook.from_path(str(path))
+        except Exception:  # calamine's own error types: the exact path reads the file
+            book = None
+        try:
+            for sheet, title in titles:
+                grid = None
+                if book is not None and not self._stop:
+                    try:
+                        grid = book.get_sheet_by_name(title).to_python(skip_empty_area=False)
+                    except Exception:
+                        grid = None
+                self._grids[sheet] = grid
+                self._ready[sheet].set()
+        finally:
+            for event in self._ready.values():
+                event.set()
+            if book is not None:
+                with contextlib.suppress(Exception):
+                    book.close()
+
+    def grid(self, sheet: str) -> list[list[Any]] | None:
+        """The sheet's cells, rows from row 1 and columns from A ("" where empty), or None."""
+        event = self._ready.get(sheet)
+        if event is None:
+            return None
+        event.wait()
+        return self._grids.pop(sheet, None)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join()
+
+
+CALAMINE_MIN_BYTES = 256 << 10  # sheet XML below this is read exactly here (the rule tables, small teams)
+
+
+def _part_size(package: _Package, part: str | None) -> int:
+    try:
+        return package.zip.getinfo(package.member(part)).file_size if part is not None else 0
+    except KeyError:
+        return 0
+
+
+def _sst_needs_care(package: _Package) -> bool:
+    """Shared strings with _xHHHH_ escapes or phonetic runs: the exact path decides what they say."""
+    part = package._sst_part
+    if part is None or not package.has(part):
+        return False
+    data = package.read(part)
+    return b"_x" in data or b"<rPh" in data
+
+
+def _calamine_can_read(data: bytes) -> bool:
+    """Whether a sheet's XML has only the cells calamine and the exact path give alike."""
+    return not (b"<f" in data or b't="e"' in data or b't="b"' in data or b't="d"' in data or b"_x" in data
+                or b":f" in data)
+
+
+_FIRST_DAY = dt.date(1900, 3, 1)  # before it Excel's phantom 1900-02-29 makes readers disagree
+_EXACT_INT = 2 ** 53
+
+
+def _calamine_value(value: Any, numbers: dict[float, Any]) -> Any:
+    """A calamine cell as the exact path types it ("" for an empty cell); _NotStandard for a value
+    only the exact path can vouch for."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is float:
+        known = numbers.get(value)
+        if known is None:
+            if value.is_integer():
+                if not -_EXACT_INT < value < _EXACT_INT:
+                    raise _NotStandard
+                known = int(value)
+            elif value != value or value in (float("inf"), float("-inf")):
+                raise _NotStandard
+            else:
+                known = _number(repr(value))
+            numbers[value] = known
+        return known
+    if kind is dt.date or kind is dt.datetime:
+        day = value.date() if kind is dt.datetime else value
+        if day < _FIRST_DAY:
+            raise _NotStandard
+        return day
+    if kind is int and not isinstance(value, bool):
+        return value
+    raise _NotStandard  # a time, a duration, a boolean ...
+
+
+def _calamine_table(sheet: str, grid: list[list[Any]], problems: list[Problem],
+                    columns: dict[str, dict[str, str]]) -> tuple[list[dict[str, Any]] | None, int]:
+    """_read_table's result from calamine's cells: the same header map, rows, codes as text, text
+    dates warned about (None when a required column is missing); and how many dates were seen."""
+    numbers: dict[float, Any] = {}
+    head = [(1, j, _calamine_value(v, numbers)) for j, v in enumerate(grid[0]) if v != ""] if grid else []
+    dates = sum(type(v) is dt.date for _, _, v in head)
+    headers = _header_map(sheet, head, problems)
+    columns[sheet] = {h: column_letter(c) for h, c in headers.items()}
+    if not _check_headers(sheet, headers, problems):
+        return None, dates + sum(type(v) in (dt.date, dt.datetime) for row in grid[1:] for v in row)
+    dates_at = DATE_HEADERS.get(sheet, frozenset())
+    wanted = sorted((col, header, header in CODE_HEADERS, header in dates_at) for header, col in headers.items())
+    rows: list[dict[str, Any]] = []
+    for i in range(1, len(grid)):
+        cells = grid[i]
+        width = len(cells)
+        row: dict[str, Any] | None = None
+        for col, header, is_code, is_date in wanted:
+            if col >= width:
+                break
+            value = cells[col]
+            if value == "":
+                continue
+            kind = type(value)
+            if kind is str:
+                if value.isspace():
+                    continue
+                if is_date:
+                    _warn_text_date(sheet, i + 1, header, value, problems)
+            elif kind is dt.date or kind is dt.datetime:
+                value = _calamine_value(value, numbers)
+                dates += 1
+            elif is_date:
+                raise _NotStandard  # a number where a date goes: the exact path says what it is
+            else:
+                value = _calamine_value(value, numbers)
+                if is_code:
+                    value = _code_text(value)
+            if row is None:
+                row = {"row": i + 1}
+            row[header] = value
+        if row is not None:
+            rows.append(row)
+    _parameter_warnings(sheet, rows, problems)
+    return rows, dates
 
 
 def _start_log(package: _Package, reader: _SheetReader, part: str, problems: list[Problem],
