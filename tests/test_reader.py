@@ -37,13 +37,21 @@ xlsxwriter = pytest.importorskip("xlsxwriter")
 PERCENT_HEADERS = {"毛利率", "赢单概率", "比例", "累计完工比例", "业绩完成率"}
 
 
+def _no_calamine(cls: Any, package: Any, sheets: Any, loader: Any = None) -> None:
+    if loader is not None:
+        loader.close()
+
+
+NO_CALAMINE = classmethod(_no_calamine)  # _CalamineTables.start when the exact path is wanted
+
+
 @pytest.fixture(autouse=True, params=["exact", "calamine"])
 def small_sheet_path(request, monkeypatch):
     """Every test here runs twice: the small sheets read exactly by this module's XML path, and read
     by calamine wherever it can (any size of sheet). Both must pass the same assertions: that is
     what makes the calamine path safe (it falls back to the exact one where the two could differ)."""
     if request.param == "exact":
-        monkeypatch.setattr(xlsx_reader._CalamineTables, "start", classmethod(lambda cls, package, sheets: None))
+        monkeypatch.setattr(xlsx_reader._CalamineTables, "start", NO_CALAMINE)
     else:
         monkeypatch.setattr(xlsx_reader, "CALAMINE_MIN_BYTES", 0)
     return request.param
@@ -620,6 +628,33 @@ def test_a_prefetched_log_read_is_adopted_with_the_same_result(tmp_path, monkeyp
     assert data.problems == expected.problems and data.tables == expected.tables
 
 
+def test_the_big_sheets_prefetched_by_calamine_are_taken_over_with_the_same_result(tmp_path, monkeypatch):
+    """prefetch_log also starts loading the big small sheets (log_prefetch.BIG_SHEETS) in a thread;
+    the reader takes that loader over, reads them through it, and closes it."""
+    pytest.importorskip("python_calamine")
+    path = write_book(tmp_path / "p.xlsx", demo_tables())
+    monkeypatch.setattr(xlsx_reader._CalamineTables, "start", NO_CALAMINE)
+    expected = read_workbook(path)
+    monkeypatch.setattr(xlsx_reader._CalamineTables, "start", _CALAMINE_START)
+    monkeypatch.setattr(xlsx_reader, "CALAMINE_MIN_BYTES", 0)
+    force_prefetch(monkeypatch)
+    child = log_prefetch.prefetch_log(path)
+    assert child is not None and child.sheets is not None
+    loader = child.sheets
+    asked: list[str] = []
+    grid = log_prefetch.SheetLoader.grid
+    monkeypatch.setattr(log_prefetch.SheetLoader, "grid", lambda self, name: asked.append(name) or grid(self, name))
+    monkeypatch.setattr(log_prefetch.SheetLoader, "__init__", lambda self, *a: pytest.fail("a second loader"))
+    data = read_workbook(path, prefetched=child)
+    assert child.sheets is None and not loader._thread.is_alive()  # taken over and closed
+    assert set(asked) == set(log_prefetch.BIG_SHEETS) & set(data.tables)
+    assert data.tables == expected.tables and data.problems == expected.problems and data.columns == expected.columns
+
+
+def test_the_prefetched_big_sheets_are_contract_sheets():
+    assert set(log_prefetch.BIG_SHEETS) <= set(REQUIRED_HEADERS) - {LOG_SHEET}
+
+
 def read_prefetched(monkeypatch: pytest.MonkeyPatch, path: Path, started_on: Path | None = None) -> WorkbookData:
     """read_workbook(path) with a prefetch started on `started_on` (default: path) as the command
     line does; the child must be gone afterwards, and its file too."""
@@ -860,7 +895,7 @@ def read_both(monkeypatch: pytest.MonkeyPatch, path: Path) -> tuple[WorkbookData
     monkeypatch.setattr(xlsx_reader._SheetReader, "table", exact)
     fast = read_workbook(path)
     by_calamine = [s for s in taken if s not in exact_reads]
-    monkeypatch.setattr(xlsx_reader._CalamineTables, "start", classmethod(lambda cls, package, sheets: None))
+    monkeypatch.setattr(xlsx_reader._CalamineTables, "start", NO_CALAMINE)
     return fast, by_calamine, read_workbook(path)
 
 

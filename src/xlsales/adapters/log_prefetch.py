@@ -17,8 +17,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 LOG_SHEET = "客户关系记录"
 # the log's columns the engine reads, by header text (xlsx_reader checks they are its LOG_COLUMNS)
@@ -92,15 +95,83 @@ def scratch_dir(sheet_bytes: int) -> str | None:
         return None
 
 
+# The sheets besides the log that grow with a team (by their contract names): loaded by calamine in a
+# thread of this process from the start (SheetLoader), while the engine is imported. xlsx_reader
+# decides which of them it takes (tests/test_reader.py checks these are contract sheets).
+BIG_SHEETS = ("客户", "商机", "订单", "回款", "进度", "提成发放表", "排名历史", "5词评价", "3C清单")
+
+
+class SheetLoader:
+    """Some sheets' cells, loaded by python-calamine in a thread, one sheet after another: calamine
+    parses without holding the GIL, so this process goes on meanwhile. `grid(name)` waits for that
+    sheet (rows from row 1, columns from A, "" where empty) or gives None (no such sheet, calamine
+    missing or failing); `close()` stops after the sheet being loaded and waits for the thread."""
+
+    def __init__(self, path: str | Path, names: Iterable[str]) -> None:
+        self.path = Path(path)
+        self._names = list(names)
+        self._grids: dict[str, list[list[Any]] | None] = {}
+        self._ready = {name: threading.Event() for name in self._names}
+        self._stop = False
+        self._thread = threading.Thread(target=self._load, daemon=True, name="xlsales-sheets")
+        self._thread.start()
+
+    def _load(self) -> None:
+        book = None
+        try:
+            import python_calamine
+
+            book = python_calamine.CalamineWorkbook.from_path(str(self.path))
+            titles = {title.strip(): title for title in book.sheet_names}
+            for name in self._names:
+                if self._stop:
+                    break
+                title = titles.get(name)
+                try:
+                    self._grids[name] = None if title is None else book.get_sheet_by_name(title).to_python(
+                        skip_empty_area=False)
+                except Exception:  # calamine's own error types: that sheet is read exactly
+                    self._grids[name] = None
+                self._ready[name].set()
+        except Exception:  # no python-calamine, or a file it cannot open: every sheet is read exactly
+            pass
+        finally:
+            for event in self._ready.values():
+                event.set()
+            if book is not None:
+                with contextlib.suppress(Exception):
+                    book.close()
+
+    def is_for(self, path: str | Path) -> bool:
+        try:
+            return os.path.samefile(self.path, path)
+        except OSError:
+            return False
+
+    def grid(self, name: str) -> list[list[Any]] | None:
+        event = self._ready.get(name)
+        if event is None:
+            return None
+        event.wait()
+        return self._grids.pop(name, None)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join()
+        self._grids.clear()
+
+
 class LogChild:
     """A child process writing some columns of the log sheet, as text, to an Arrow file.
     `wait()` gives the file (None if the child failed); `close()` never leaves a process or a file.
-    `sheet_bytes`: the sheet's uncompressed size, to choose where the file goes (scratch_dir)."""
+    `sheet_bytes`: the sheet's uncompressed size, to choose where the file goes (scratch_dir).
+    `sheets`: the big sheets' loader that prefetch_log started beside it (the reader takes it over)."""
 
     def __init__(self, path: str | Path, sheet: str, columns: list[int] | list[str], sheet_bytes: int = 0) -> None:
         self.path = Path(path)
         self.proc: subprocess.Popen[bytes] | None = None
         self.out: str | None = None
+        self.sheets: SheetLoader | None = None
         if all(isinstance(c, int) for c in columns):
             spec = "i:" + ",".join(str(c) for c in columns)
         else:
@@ -134,6 +205,9 @@ class LogChild:
             return None
 
     def close(self) -> None:
+        if self.sheets is not None:
+            self.sheets.close()
+            self.sheets = None
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
@@ -157,4 +231,8 @@ def prefetch_log(path: str | Path) -> LogChild | None:
     if not worth_a_process(biggest):
         return None
     child = LogChild(path, LOG_SHEET, list(LOG_HEADERS), biggest)
-    return child if child.proc is not None else None
+    if child.proc is None:
+        return None
+    if importlib.util.find_spec("python_calamine") is not None:
+        child.sheets = SheetLoader(path, BIG_SHEETS)
+    return child

@@ -24,10 +24,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import html
+import importlib.util
 import os
 import posixpath
 import re
-import threading
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -39,7 +39,7 @@ from xml.parsers import expat
 import polars as pl
 
 from xlsales.adapters import log_prefetch
-from xlsales.adapters.log_prefetch import LogChild
+from xlsales.adapters.log_prefetch import BIG_SHEETS, LogChild, SheetLoader
 from xlsales.adapters.xlsx_writer import column_letter
 from xlsales.core.accounts import THREE_C_SHEET
 from xlsales.core.activity import LOG_HEADERS, LOG_SCHEMA, LOG_SHEET, ActivityLog
@@ -1244,7 +1244,10 @@ def _read(package: _Package, while_log_loads: Callable[[dict[str, list[dict[str,
     log_part = package.sheet_part(LOG_SHEET)
     log_read = None
     small = [s for s in sorted(wanted, key=lambda s: order.get(s, 0)) if s != LOG_SHEET]
-    fast = _CalamineTables.start(package, small)
+    loader = prefetched.sheets if prefetched is not None else None
+    if prefetched is not None:
+        prefetched.sheets = None  # taken over here, whatever becomes of the log's process
+    fast = _CalamineTables.start(package, small, loader)
     try:
         if log_part is not None:
             log_read = _start_log(package, reader, log_part, problems, columns, prefetched)
@@ -1312,65 +1315,36 @@ def _read_table(package: _Package, reader: _SheetReader, sheet: str, problems: l
 # test_reader.py compares the two paths on the demo workbook and on generated sheets.
 
 class _CalamineTables:
-    """The small sheets' cells, loaded by calamine in a thread in the order they are read."""
+    """The small sheets this run takes from calamine: a SheetLoader (adopted from the command line's
+    prefetch, or started here), and how this module's styles mark a date-styled cell."""
 
-    def __init__(self, path: Path, titles: list[tuple[str, str]], calamine: Any, date_styles: list[bool]) -> None:
+    def __init__(self, loader: SheetLoader, take: list[str], date_styles: list[bool]) -> None:
+        self.loader, self.take = loader, set(take)
         # how a cell with a date style starts its attributes after r="…" (a row's own s="…" may match
         # too: the counts then differ and the sheet is read exactly)
         self.date_tokens = [b'" s="%d"' % k for k, is_date in enumerate(date_styles) if is_date]
-        self._grids: dict[str, list[list[Any]] | None] = {}
-        self._ready = {sheet: threading.Event() for sheet, _ in titles}
-        self._stop = False
-        self._thread = threading.Thread(target=self._load, args=(path, titles, calamine), daemon=True,
-                                        name="xlsales-small-sheets")
-        self._thread.start()
 
     @classmethod
-    def start(cls, package: _Package, sheets: list[str]) -> _CalamineTables | None:
-        """Start loading those of the sheets big enough to be worth it (None: read them all exactly)."""
+    def start(cls, package: _Package, sheets: list[str], loader: SheetLoader | None = None) -> _CalamineTables | None:
+        """For those of the sheets big enough to be worth it (None: read them all exactly). `loader`:
+        one already loading this file's BIG_SHEETS; taken over (closed by close())."""
         big = [s for s in sheets if _part_size(package, package.sheet_part(s)) >= CALAMINE_MIN_BYTES]
-        if package.date1904 or package.cjk_date_styles or not big or _sst_needs_care(package):
+        if loader is not None:
+            big = [s for s in big if s in BIG_SHEETS]
+        if package.date1904 or package.cjk_date_styles or not big or _sst_needs_care(package) \
+                or importlib.util.find_spec("python_calamine") is None:
+            if loader is not None:
+                loader.close()
             return None
-        try:
-            import python_calamine
-        except ImportError:
-            return None
-        return cls(package.path, [(s, _sheet_title(package, s)) for s in big], python_calamine, package.date_styles)
-
-    def _load(self, path: Path, titles: list[tuple[str, str]], calamine: Any) -> None:
-        book = None
-        try:
-            book = calamine.CalamineWorkbook.from_path(str(path))
-        except Exception:  # calamine's own error types: the exact path reads the file
-            book = None
-        try:
-            for sheet, title in titles:
-                grid = None
-                if book is not None and not self._stop:
-                    try:
-                        grid = book.get_sheet_by_name(title).to_python(skip_empty_area=False)
-                    except Exception:
-                        grid = None
-                self._grids[sheet] = grid
-                self._ready[sheet].set()
-        finally:
-            for event in self._ready.values():
-                event.set()
-            if book is not None:
-                with contextlib.suppress(Exception):
-                    book.close()
+        if loader is None:
+            loader = SheetLoader(package.path, big)
+        return cls(loader, big, package.date_styles)
 
     def grid(self, sheet: str) -> list[list[Any]] | None:
-        """The sheet's cells, rows from row 1 and columns from A ("" where empty), or None."""
-        event = self._ready.get(sheet)
-        if event is None:
-            return None
-        event.wait()
-        return self._grids.pop(sheet, None)
+        return self.loader.grid(sheet) if sheet in self.take else None
 
     def close(self) -> None:
-        self._stop = True
-        self._thread.join()
+        self.loader.close()
 
 
 CALAMINE_MIN_BYTES = 256 << 10  # sheet XML below this is read exactly here (the rule tables, small teams)
