@@ -8,6 +8,8 @@ Two readers, one for each size of sheet:
   never a float), dates through the cell's number format (styles.xml), text as text, and codes
   (工号, 客户编码 ...) always as text: 1001 typed as a number arrives as "1001". A fast regex pass
   handles the usual cell shapes; a sheet with any shape it does not recognise is parsed with expat.
+  The big ones among them (customers, orders, collections ...) are taken from python-calamine
+  instead wherever the two give the same rows by construction (see _CalamineTables).
 * The log can hold a million rows. It is read by calamine (the Rust reader behind fastexcel) with
   every column as text, so that nothing is lost to type inference, and then validated cell by cell
   with vectorised polars expressions: a bad cell becomes an ERROR naming its cell and the row is left
