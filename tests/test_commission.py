@@ -109,3 +109,16 @@ def test_commission_rounds_once_per_line():
     [e] = earn([order("O1", "2026-01-01", D("333.33"))], 1_000_000)
     assert e.commission == D("6.6666")
     assert to_fen(e.commission) == D("6.67")
+
+
+def test_percent_texts_are_exact_and_remembered_by_value(monkeypatch):
+    """pct() keeps what it made by (rate, places): equal Decimals (0.5, 0.50) give one text, other
+    places another, and the memory is emptied when it is full rather than growing."""
+    from xlsales.core import money
+
+    monkeypatch.setattr(money, "_PCT", {})
+    monkeypatch.setattr(money, "_PCT_MAX", 3)
+    assert [money.pct(D("0.5")), money.pct(D("0.50")), money.pct(D("0.025")), money.pct(D(1) / 3)] == \
+        ["50%", "50%", "2.5%", "33.33%"]
+    assert money.pct(D(1) / 3, 0) == "33%" and money.pct(D("-0.2"), 1) == "-20%"
+    assert len(money._PCT) <= 3

@@ -36,8 +36,20 @@ def yuan(amount: Decimal) -> str:
 
 
 def pct(rate: Decimal, places: int = 2) -> str:
-    """0.025 -> '2.5%' without float noise; at most `places` decimals of a percent."""
-    return f"{(rate * 100).quantize(_PLACES[places], ROUND_HALF_UP).normalize():f}%"
+    """0.025 -> '2.5%' without float noise; at most `places` decimals of a percent. Remembered:
+    the 计算说明 of a big team's year ask for the same few rates and shares 150,000 times."""
+    key = (rate, places)
+    text = _PCT.get(key)
+    if text is None:
+        text = f"{(rate * 100).quantize(_PLACES[places], ROUND_HALF_UP).normalize():f}%"
+        if len(_PCT) >= _PCT_MAX:
+            _PCT.clear()
+        _PCT[key] = text
+    return text
+
+
+_PCT: dict[tuple[Decimal, int], str] = {}  # equal Decimals (0.5, 0.50) give the same text, so share a key
+_PCT_MAX = 100_000
 
 
 def num(value: Decimal) -> str:
