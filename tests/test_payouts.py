@@ -51,6 +51,7 @@ def test_a_commission_that_is_not_whole_fen_is_shown_exactly_in_the_text():
     results, _ = run(inputs(orders=[o]))
     [sign] = lines_of(results)
     assert str(sign.explanation).startswith("提成 20,000.011（") and sign.amount == D("10000.01")  # 10,000.0055
+    assert "×2%×1 = 20,000.011）" in str(sign.explanation)  # the bands' sum too, as the head shows it
 
 
 def test_due_date_follows_the_payout_delay_parameter():

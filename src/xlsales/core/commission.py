@@ -10,7 +10,7 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from xlsales.core.models import Customer, Order
-from xlsales.core.money import ZERO, clamp, num, pct, yuan
+from xlsales.core.money import ZERO, clamp, exact_yuan, num, pct, yuan
 from xlsales.core.rulebook import Rulebook
 
 
@@ -90,13 +90,13 @@ class OrderEarnings(NamedTuple):
         if self.below_red_line:
             return f"毛利率 {pct(o.margin)} 低于红线 {t.red_line}，不计提成（{yuan(o.amount)} 仍计入累计业绩）"
         parts = " + ".join(f"{yuan(s.amount)}{t.times[s.multiplier]}" for s in self.segments)
-        return f"累计 {yuan(self.ytd_before)}→{yuan(self.ytd_before + o.amount)}：{parts or '0'} = {yuan(self.commission)}"
+        return f"累计 {yuan(self.ytd_before)}→{yuan(self.ytd_before + o.amount)}：{parts or '0'} = {exact_yuan(self.commission)}"
 
     @property
     def bonus_text(self) -> str:
         o, t = self.order, self.texts
         band = clamp(o.margin - t.low, ZERO, t.width)
-        return f"{yuan(o.amount)}×(毛利率 {pct(o.margin)}{t.bonus_range}{pct(band)}{t.bonus_share}{yuan(self.bonus)}"
+        return f"{yuan(o.amount)}×(毛利率 {pct(o.margin)}{t.bonus_range}{pct(band)}{t.bonus_share}{exact_yuan(self.bonus)}"
 
 
 def year_earnings(orders: Iterable[Order], floor: Decimal, challenge: Decimal, book: Rulebook) -> list[OrderEarnings]:

@@ -35,6 +35,14 @@ def yuan(amount: Decimal) -> str:
     return f"{amount.quantize(FEN, ROUND_HALF_UP):,}"
 
 
+def exact_yuan(amount: Decimal) -> str:
+    """An amount that is not yet a line's, for a 计算说明: as yuan() when it is whole fen, else with
+    every digit it has (24,691.345), so that a calculator gets the same line from it."""
+    if amount == amount.quantize(FEN):
+        return yuan(amount)
+    return f"{amount.normalize():,}"
+
+
 def pct(rate: Decimal, places: int = 2) -> str:
     """0.025 -> '2.5%' without float noise; at most `places` decimals of a percent. Remembered:
     the 计算说明 of a big team's year ask for the same few rates and shares 150,000 times."""

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from xlsales.core.commission import OrderEarnings
 from xlsales.core.models import Collection, Day, Num, OptDay, OptText, Order, Progress, Record, Text
-from xlsales.core.money import FEN, ONE, ZERO, pct, to_fen, yuan
+from xlsales.core.money import FEN, ONE, ZERO, exact_yuan, pct, to_fen, yuan
 from xlsales.core.problems import Problems
 from xlsales.core.rulebook import Rulebook, StageName
 
@@ -131,9 +131,7 @@ class OrderTexts:
         text = self.heads.get(item)
         if text is None:
             what = self.earnings.commission_text if item == Item.COMMISSION.value else self.earnings.bonus_text
-            # the exact amount when it is not whole fen: the text is checked with a calculator
-            shown = yuan(total) if total == total.quantize(FEN) else f"{total.normalize():,}"
-            text = self.heads[item] = f"{item} {shown}（{what}）× "
+            text = self.heads[item] = f"{item} {exact_yuan(total)}（{what}）× "
         return text
 
     def detail(self, release: Release) -> str:
