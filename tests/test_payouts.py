@@ -144,6 +144,24 @@ def test_a_paid_line_that_no_longer_arises_is_reversed():
     assert sum(x.amount for x in second.payouts) == 0
 
 
+def test_each_paid_line_that_no_longer_arises_gets_its_own_reversal():
+    """rules §4.6: "if the paid line no longer arises at all, a 冲回 line reverses it": a paid line and
+    its paid 调整 are two paid lines, so two 冲回 lines, each named after the line it reverses."""
+    first, _ = run(inputs())
+    raised, _ = run(inputs(orders=[order("O1", "2026-03-05", 16_000_000, "0.25")],
+                           ledger=ledger_from(first, paid_on=day("2026-03-06"))))
+    paid = ledger_from(raised, paid_on=day("2026-04-02"))
+    gone, _ = run(inputs(orders=[], ledger=paid))
+    reversals = sorted((x.line_id, x.amount, x.event_date) for x in gone.payouts if x.item is Item.REVERSAL)
+    sign = lines_of(first)[0]
+    [adjustment] = [x for x in raised.payouts if x.item is Item.ADJUSTMENT]
+    assert reversals == sorted([(f"{sign.line_id}#冲回", D("-250000.00"), sign.event_date),
+                                (f"{adjustment.line_id}#冲回", D("-30000.00"), adjustment.event_date)])
+    assert sum(x.amount for x in gone.payouts) == 0
+    again, _ = run(inputs(orders=[], ledger=paid))
+    assert sorted((x.line_id, x.amount, x.event_date) for x in again.payouts if x.item is Item.REVERSAL) == reversals
+
+
 def test_unpaid_lines_are_recomputed_freely():
     first, _ = run(inputs())
     second, _ = run(inputs(orders=[order("O1", "2026-03-05", 12_000_000, "0.25")], ledger=ledger_from(first)))

@@ -418,11 +418,11 @@ def _correction(line: PayoutLine, paid: list[PayoutLine], target: Decimal, forfe
     delta = target - paid_total
     if delta == 0:
         return []
-    if forfeit is not None:
-        clawbacks = _clawbacks(paid, forfeit, delay, evaluation_date)
-        if paid_total + sum((c.amount for c in clawbacks), ZERO) == 0:
-            return clawbacks
-        # otherwise (a ledger from before clawbacks were made line by line): one line settles the rest
+    if forfeit is not None or reversal:
+        undone = _line_by_line(paid, forfeit, delay, evaluation_date)
+        if paid_total + sum((c.amount for c in undone), ZERO) == 0:
+            return undone
+        # otherwise (a ledger from before these were made line by line): one line settles the rest
     base = line.base_id
     number = len(paid)  # paid lines in the family: a new correction gets the next number
     if forfeit is not None:
@@ -439,21 +439,30 @@ def _correction(line: PayoutLine, paid: list[PayoutLine], target: Decimal, forfe
     )]
 
 
-def _clawbacks(paid: list[PayoutLine], forfeit: Forfeiture, delay: dt.timedelta,
-               evaluation_date: dt.date) -> list[PayoutLine]:
-    """rules §4.5: "one 追回 line per paid line reverses them, dated at the loss". Each one's 行ID is
-    its paid line's with #追回, so a re-run makes the same lines and a line reversed (and paid back)
-    before is not reversed again."""
+def _line_by_line(paid: list[PayoutLine], forfeit: Forfeiture | None, delay: dt.timedelta,
+                  evaluation_date: dt.date) -> list[PayoutLine]:
+    """A line that undoes each paid line of a family: rules §4.5 "one 追回 line per paid line
+    reverses them, dated at the loss" when the year is forfeited, else §4.6's 冲回 ("if the paid line
+    no longer arises at all, a 冲回 line reverses it"), dated at the paid line's event. Each one's
+    行ID is its paid line's with #追回 or #冲回, so a re-run makes the same lines, and a line undone
+    (and that booked) before is not undone again."""
+    item = Item.CLAWBACK if forfeit is not None else Item.REVERSAL
     ids = {p.line_id for p in paid}
-    due = forfeit.date + delay
-    status = unpaid_status(due, evaluation_date)
-    return [PayoutLine(
-        line_id=f"{p.line_id}#{Item.CLAWBACK.value}", rep_id=p.rep_id, name=p.name, order_id=p.order_id,
-        item=Item.CLAWBACK, stage=p.stage, event_date=forfeit.date, due_date=due, amount=-p.amount,
-        explanation=f"{forfeit.reason}：追回 {p.line_id}（{p.paid_date.isoformat() if p.paid_date else ''} 已发 "
-                    f"{yuan(p.amount)}），追回 {yuan(-p.amount)}",
-        status=status, paid_date=None, year=p.year,
-    ) for p in paid if p.item is not Item.CLAWBACK and f"{p.line_id}#{Item.CLAWBACK.value}" not in ids and p.amount]
+    out: list[PayoutLine] = []
+    for p in paid:
+        line_id = f"{p.line_id}#{item.value}"
+        if p.item is item or line_id in ids or not p.amount:
+            continue
+        event = forfeit.date if forfeit is not None else p.event_date
+        why = forfeit.reason if forfeit is not None else "该行已发放，但按现有数据已不再产生"
+        paid_on = p.paid_date.isoformat() if p.paid_date else ""
+        out.append(PayoutLine(
+            line_id=line_id, rep_id=p.rep_id, name=p.name, order_id=p.order_id, item=item, stage=p.stage,
+            event_date=event, due_date=event + delay, amount=-p.amount,
+            explanation=f"{why}：{item.value} {p.line_id}（{paid_on} 已发 {yuan(p.amount)}），{item.value} {yuan(-p.amount)}",
+            status=unpaid_status(event + delay, evaluation_date), paid_date=None, year=p.year,
+        ))
+    return out
 
 
 def _from_ledger(entry: LedgerEntry, year_of_order: dict[str, int], book: Rulebook) -> PayoutLine:
