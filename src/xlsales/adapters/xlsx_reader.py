@@ -1284,7 +1284,8 @@ def _read_table(package: _Package, reader: _SheetReader, sheet: str, problems: l
             table, dates = _calamine_table(sheet, grid, found, columns)
             # every date-styled cell (by this module's reading of styles.xml) came as a date, and
             # no other did: the two readers agree on which numbers are dates
-            if dates != sum(data.count(token) for token in fast.date_tokens):
+            if dates != sum(data.count(token) for token in fast.date_tokens) \
+                    - sum(data.count(token) for token in fast.blank_tokens):
                 raise _NotStandard
         except _NotStandard:
             columns.pop(sheet, None)  # read again below, exactly
@@ -1325,6 +1326,8 @@ class _CalamineTables:
         # how a cell with a date style starts its attributes after r="…" (a row's own s="…" may match
         # too: the counts then differ and the sheet is read exactly)
         self.date_tokens = [b'" s="%d"' % k for k, is_date in enumerate(date_styles) if is_date]
+        # an empty cell with a date style (an editable date column, a cleared cell): no date to count
+        self.blank_tokens = [token + b"/>" for token in self.date_tokens]
 
     @classmethod
     def start(cls, package: _Package, sheets: list[str], loader: SheetLoader | None = None) -> _CalamineTables | None:
