@@ -142,12 +142,6 @@ class SheetLoader:
                 with contextlib.suppress(Exception):
                     book.close()
 
-    def is_for(self, path: str | Path) -> bool:
-        try:
-            return os.path.samefile(self.path, path)
-        except OSError:
-            return False
-
     def grid(self, name: str) -> list[list[Any]] | None:
         event = self._ready.get(name)
         if event is None:

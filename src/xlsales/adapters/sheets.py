@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from xlsales.adapters.board import BOARD_SHEET, board_sheet
+from xlsales.adapters.xlsx_reader import column_index
 from xlsales.adapters.xlsx_rows import FrameRows
 from xlsales.adapters.xlsx_writer import (
     BoardCell,
@@ -377,15 +378,7 @@ def cell_lookup(columns: Mapping[str, Mapping[str, int | str]]) -> Callable[[Pro
 
 def _next_free(columns: Mapping[str, int | str]) -> str:
     """The column right after the last header of a sheet."""
-    def index(column: int | str) -> int:
-        if isinstance(column, int):
-            return column
-        number = 0
-        for ch in column:
-            number = number * 26 + ord(ch) - 64
-        return number - 1
-
-    return column_letter(max(map(index, columns.values())) + 1)
+    return column_letter(max(c if isinstance(c, int) else column_index(c) for c in columns.values()) + 1)
 
 
 def problems_sheet(problems: Iterable[Problem], cell_of: Callable[[Problem], str] = no_cell) -> SheetOut:

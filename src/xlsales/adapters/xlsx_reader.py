@@ -264,6 +264,7 @@ class _Package:
             self.zip.close()
             raise
         self._sst_raw: list[bytes] | None = None
+        self._sst_xml: bytes | None = None
         self._sst: list[str | None] = []
 
     def _open(self, path: Path) -> None:
@@ -400,11 +401,19 @@ class _Package:
             sst[index] = text
         return text
 
+    def sst_xml(self) -> bytes | None:
+        """The shared strings' XML (None without them), inflated once: the calamine path looks at it
+        before _load_sst splits it (and drops it)."""
+        if self._sst_xml is None and self._sst_part is not None and self.has(self._sst_part):
+            self._sst_xml = self.read(self._sst_part)
+        return self._sst_xml
+
     def _load_sst(self) -> None:
-        if self._sst_part is None or not self.has(self._sst_part):
+        data = self.sst_xml()
+        self._sst_xml = None
+        if data is None:
             self._sst_raw, self._sst = [], []
             return
-        data = self.read(self._sst_part)
         raw = self._SI.findall(data)
         if b"<sst " in data[:500] and data.count(b"<si>") == len(raw) and b"<si/>" not in data:
             self._sst_raw = raw
@@ -1364,11 +1373,8 @@ def _part_size(package: _Package, part: str | None) -> int:
 
 def _sst_needs_care(package: _Package) -> bool:
     """Shared strings with _xHHHH_ escapes or phonetic runs: the exact path decides what they say."""
-    part = package._sst_part
-    if part is None or not package.has(part):
-        return False
-    data = package.read(part)
-    return b"_x" in data or b"<rPh" in data
+    data = package.sst_xml()
+    return data is not None and (b"_x" in data or b"<rPh" in data)
 
 
 def _calamine_can_read(data: bytes) -> bool:
