@@ -382,6 +382,10 @@ def reconcile(fresh: list[PayoutLine], previous: Iterable[LedgerEntry], forfeits
     kept: list[PayoutLine] = []
     paid_by_base: dict[str, list[PayoutLine]] = defaultdict(list)
     for entry in previous:
+        # an unpaid line outside the frozen groups is recomputed from scratch: on a re-run that is
+        # nearly the whole ledger, and no line is made for it (0.4 s of 122,617 lines, 2026-11-27)
+        if entry.paid_date is None and (not frozen or (entry.rep_id, _ledger_year(entry, year_of_order)) not in frozen):
+            continue
         line = _from_ledger(entry, year_of_order, book)
         if (line.rep_id, line.year) in frozen:
             kept.append(line)
@@ -465,12 +469,17 @@ def _line_by_line(paid: list[PayoutLine], forfeit: Forfeiture | None, delay: dt.
     return out
 
 
+def _ledger_year(entry: LedgerEntry, year_of_order: dict[str, int]) -> int:
+    """The plan year of a ledger line: its order's, else its event's."""
+    return year_of_order.get(entry.order_id or "", entry.event_date.year)
+
+
 def _from_ledger(entry: LedgerEntry, year_of_order: dict[str, int], book: Rulebook) -> PayoutLine:
     try:
         item = Item(entry.item)
     except ValueError:
         item = Item.ADJUSTMENT
-    year = year_of_order.get(entry.order_id or "", entry.event_date.year)
+    year = _ledger_year(entry, year_of_order)
     due = entry.due_date or entry.event_date + dt.timedelta(days=book.params.payout_delay_days)
     return PayoutLine(
         line_id=entry.line_id, rep_id=entry.rep_id, name=entry.name or "", order_id=entry.order_id,
