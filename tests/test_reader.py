@@ -946,6 +946,10 @@ def test_numbers_with_17_digits_read_as_the_number_the_cell_shows(tmp_path, monk
     ('<c r="C2" s="1" t="inlineStr"><is><t>x</t></is></c>', "a date-styled text cell (the date counts differ)"),
     ('<c r="C2"><v>12345678901234567</v></c>', "an integer beyond 2^53"),
     ('<c r="C2" s="1"><v>3000000</v></c>', "a date serial beyond 9999-12-31"),
+    ('<c r="C2" t="d"><v>2026-01-05T00:00:00</v></c>', "an ISO-date cell"),
+    ('<c r="C2" t="inlineStr"><is><t>A_x000D_B</t></is></c>', "an _xHHHH_ escape in a text cell"),
+    ('<c r="C2" xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><x:f>1+1</x:f><v>2</v></c>',
+     "a formula with a namespace prefix"),
 ])
 def test_calamine_leaves_a_sheet_to_the_exact_path_where_they_could_differ(tmp_path, monkeypatch, cells, why):
     body = header_row(["订单号", "回款日期", "回款金额"]) + f'<row r="2">{inline("A2", "SO1")}<c r="B2" s="1"><v>46010</v></c>' \
