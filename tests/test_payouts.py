@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from builders import D, book, collection, customer, day, opportunity, order, progress, run, team
 from xlsales.core.payouts import Item, LedgerEntry, PayStatus
 from xlsales.core.pipeline import Inputs
@@ -241,11 +243,17 @@ def test_on_time_rate_per_month():
     assert rates == {"2026-03": (1, 1, D(1)), "2026-04": (1, 0, D(0))}
 
 
-def test_lines_of_a_rep_year_without_target_are_kept_as_they_were():
-    first, _ = run(inputs())
-    ledger = ledger_from(first, paid_on=day("2026-03-06"))
+@pytest.mark.parametrize("paid", ["all", "the first only"])
+def test_lines_of_a_rep_year_without_target_are_kept_as_they_were(paid):
+    """Paid or not: a rep-year that cannot be computed keeps its ledger lines, unpaid ones too."""
+    collected = [collection("O1", "2026-04-01", 6_000_000)]
+    first, _ = run(inputs(collections=collected))
+    assert len(first.payouts) > 1
+    ledger = ledger_from(first, paid_on=day("2026-03-06"),
+                         only=None if paid == "all" else lambda x: x.line_id == first.payouts[0].line_id)
     reps, _ = team("E1", "E2")
-    results, problems = run(Inputs(reps=reps, targets=[], customers=[customer("C1")], orders=[ORDER], ledger=ledger))
+    results, problems = run(Inputs(reps=reps, targets=[], customers=[customer("C1")], orders=[ORDER],
+                                   collections=collected, ledger=ledger))
     assert [x.line_id for x in results.payouts] == [x.line_id for x in first.payouts]
     assert not [x for x in results.payouts if x.item is Item.REVERSAL]
     assert any(p.is_error and "没有有效的业绩目标" in p.message for p in problems.items)
