@@ -61,7 +61,7 @@ def margin_bonus(amount: Decimal, margin: Decimal, book: Rulebook) -> Decimal:
 class EarningsTexts:
     """The parts of the 计算说明 that depend only on the rules, formatted once per rep and year."""
 
-    __slots__ = ("bonus_range", "bonus_share", "low", "red_line", "times", "width")
+    __slots__ = ("bonus_range", "bonus_share", "last_total", "low", "red_line", "times", "width")
 
     def __init__(self, book: Rulebook, edges: list[tuple[Decimal, Decimal]]) -> None:
         p = book.params
@@ -70,6 +70,14 @@ class EarningsTexts:
         self.low, self.width = p.margin_bonus_low, p.margin_bonus_high - p.margin_bonus_low
         self.bonus_range = f" 在 {pct(p.margin_bonus_low)}～{pct(p.margin_bonus_high)} 间计 "
         self.bonus_share = f")×{pct(p.margin_bonus_share)} = "
+        # the year-to-date total after the order last explained, as text: the next order's "before"
+        self.last_total: tuple[Decimal, str] | None = None
+
+    def total(self, value: Decimal) -> str:
+        """yuan(value) of a year-to-date total (formatted once for the order that ends there and the
+        one that starts from it)."""
+        last = self.last_total
+        return last[1] if last is not None and last[0] == value else yuan(value)
 
 
 class OrderEarnings(NamedTuple):
@@ -86,17 +94,34 @@ class OrderEarnings(NamedTuple):
 
     @property
     def commission_text(self) -> str:
-        o, t = self.order, self.texts
-        if self.below_red_line:
-            return f"毛利率 {pct(o.margin)} 低于红线 {t.red_line}，不计提成（{yuan(o.amount)} 仍计入累计业绩）"
-        parts = " + ".join(f"{yuan(s.amount)}{t.times[s.multiplier]}" for s in self.segments)
-        return f"累计 {yuan(self.ytd_before)}→{yuan(self.ytd_before + o.amount)}：{parts or '0'} = {exact_yuan(self.commission)}"
+        return self.commission_explained(exact_yuan(self.commission), yuan(self.order.amount))
 
     @property
     def bonus_text(self) -> str:
+        return self.bonus_explained(exact_yuan(self.bonus), yuan(self.order.amount))
+
+    def commission_explained(self, commission: str, amount: str) -> str:
+        """commission_text, given exact_yuan(commission) and yuan(order amount), which the payout
+        lines' texts show too (formatted once an order: a big team's year explains 50,000)."""
+        o, t = self.order, self.texts
+        if self.below_red_line:
+            return f"毛利率 {pct(o.margin)} 低于红线 {t.red_line}，不计提成（{amount} 仍计入累计业绩）"
+        segments = self.segments
+        if len(segments) == 1 and segments[0].amount == o.amount:  # the order within one band
+            parts = f"{amount}{t.times[segments[0].multiplier]}"
+        else:
+            parts = " + ".join(f"{yuan(s.amount)}{t.times[s.multiplier]}" for s in segments) or "0"
+        after = self.ytd_before + o.amount
+        after_text = yuan(after)
+        text = f"累计 {t.total(self.ytd_before)}→{after_text}：{parts} = {commission}"
+        t.last_total = (after, after_text)
+        return text
+
+    def bonus_explained(self, bonus: str, amount: str) -> str:
+        """bonus_text, given exact_yuan(bonus) and yuan(order amount) (see commission_explained)."""
         o, t = self.order, self.texts
         band = clamp(o.margin - t.low, ZERO, t.width)
-        return f"{yuan(o.amount)}×(毛利率 {pct(o.margin)}{t.bonus_range}{pct(band)}{t.bonus_share}{exact_yuan(self.bonus)}"
+        return f"{amount}×(毛利率 {pct(o.margin)}{t.bonus_range}{pct(band)}{t.bonus_share}{bonus}"
 
 
 def year_earnings(orders: Iterable[Order], floor: Decimal, challenge: Decimal, book: Rulebook) -> list[OrderEarnings]:

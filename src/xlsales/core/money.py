@@ -38,9 +38,8 @@ def yuan(amount: Decimal) -> str:
 def exact_yuan(amount: Decimal) -> str:
     """An amount that is not yet a line's, for a 计算说明: as yuan() when it is whole fen, else with
     every digit it has (24,691.345), so that a calculator gets the same line from it."""
-    if amount == amount.quantize(FEN):
-        return yuan(amount)
-    return f"{amount.normalize():,}"
+    whole = amount.quantize(FEN, ROUND_HALF_UP)
+    return f"{whole:,}" if whole == amount else f"{amount.normalize():,}"
 
 
 def pct(rate: Decimal, places: int = 2) -> str:

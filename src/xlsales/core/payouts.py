@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -104,10 +104,11 @@ class Release(NamedTuple):
     high: Decimal
     collected: Decimal
 
-    def detail(self, contract: Decimal) -> str:
+    def detail(self, contract: Callable[[], str]) -> str:
+        """`contract()`: the contract amount as yuan() text."""
         if self.stage == _COLLECTION:
             return (f"{self.label} × 回款进度 {pct(self.low)}→{pct(self.high)}"
-                    f"（累计回款 {yuan(self.collected)}÷合同 {yuan(contract)}）")
+                    f"（累计回款 {yuan(self.collected)}÷合同 {contract()}）")
         if self.stage == _REVENUE:
             return f"{self.label} × 完工进度 {pct(self.low)}→{pct(self.high)}"
         if self.stage == _COMPLETION:
@@ -117,27 +118,40 @@ class Release(NamedTuple):
 
 class OrderTexts:
     """What the lines of one order share in their 计算说明, each part formatted once, when a line is
-    first read: the component's head (提成 12,345.00（累计 …）× ) and each release's detail. An order's
-    releases give a line per component, so this halves the formatting and more."""
+    first read: the component's head (提成 12,345.00（累计 …）× ), each release's detail and the
+    contract amount. An order's releases give a line per component, so this halves the formatting
+    and more."""
 
-    __slots__ = ("details", "earnings", "heads")
+    __slots__ = ("amount", "details", "earnings", "heads")
 
     def __init__(self, earnings: OrderEarnings) -> None:
         self.earnings = earnings
         self.heads: dict[str, str] = {}
         self.details: dict[int, str] = {}  # by id() of the Release, which every line keeps alive
+        self.amount: str | None = None  # yuan(contract amount)
 
-    def head(self, item: str, total: Decimal) -> str:
+    def contract(self) -> str:
+        if self.amount is None:
+            self.amount = yuan(self.earnings.order.amount)
+        return self.amount
+
+    def head(self, item: str) -> str:
         text = self.heads.get(item)
         if text is None:
-            what = self.earnings.commission_text if item == Item.COMMISSION.value else self.earnings.bonus_text
-            text = self.heads[item] = f"{item} {exact_yuan(total)}（{what}）× "
+            e = self.earnings
+            if item == _COMMISSION_TEXT:
+                total = exact_yuan(e.commission)
+                what = e.commission_explained(total, self.contract())
+            else:
+                total = exact_yuan(e.bonus)
+                what = e.bonus_explained(total, self.contract())
+            text = self.heads[item] = f"{item} {total}（{what}）× "
         return text
 
     def detail(self, release: Release) -> str:
         text = self.details.get(id(release))
         if text is None:
-            text = self.details[id(release)] = release.detail(self.earnings.order.amount)
+            text = self.details[id(release)] = release.detail(self.contract)
         return text
 
 
@@ -145,16 +159,18 @@ class LineText:
     """The 计算说明 of a released line, formatted when it is read (str()): a run makes a quarter of
     a million lines and formatting them all up front would cost more than computing them."""
 
-    __slots__ = ("amount", "carried", "item", "release", "texts", "total")
+    __slots__ = ("amount", "carried", "item", "release", "texts")
 
-    def __init__(self, item: str, total: Decimal, texts: OrderTexts, release: Release, amount: Decimal,
+    def __init__(self, item: str, texts: OrderTexts, release: Release, amount: Decimal,
                  carried: tuple[Decimal, Decimal] | None = None) -> None:
-        self.item, self.total, self.texts, self.release, self.amount = item, total, texts, release, amount
+        self.item, self.texts, self.release, self.amount = item, texts, release, amount
         self.carried = carried  # (released before, released after) when the product alone rounds otherwise
 
     def __str__(self) -> str:
-        texts = self.texts
-        text = f"{texts.head(self.item, self.total)}{texts.detail(self.release)} = {self.amount:,}"
+        texts = self.texts  # the parts' dictionaries looked up here: this runs for every line
+        head = texts.heads.get(self.item) or texts.head(self.item)
+        detail = texts.details.get(id(self.release)) or texts.detail(self.release)
+        text = f"{head}{detail} = {self.amount:,}"
         if self.carried is not None:
             before, after = self.carried
             text += f"（按累计取整：累计应发 {after:,} − 此前已发 {before:,}）"
@@ -321,7 +337,7 @@ class ReleasePlan:
                 paid_commission = released
                 lines.append(PayoutLine(
                     f"{commission_id}{stage}/{key}", rep, name, order_id, _COMMISSION, stage, day, due, amount,
-                    LineText(_COMMISSION_TEXT, commission, texts, step, amount, carried), status, None, year,
+                    LineText(_COMMISSION_TEXT, texts, step, amount, carried), status, None, year,
                 ))
             if bonus:
                 released = (bonus * after).quantize(FEN, ROUND_HALF_UP)
@@ -333,7 +349,7 @@ class ReleasePlan:
                     paid_bonus = released
                     bonus_lines.append(PayoutLine(
                         f"{bonus_id}{stage}/{key}", rep, name, order_id, _BONUS, stage, day, due, amount,
-                        LineText(_BONUS_TEXT, bonus, texts, step, amount, carried), status, None, year,
+                        LineText(_BONUS_TEXT, texts, step, amount, carried), status, None, year,
                     ))
             before = after
         return lines + bonus_lines if bonus_lines else lines
