@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -728,13 +729,17 @@ def test_a_sheet_started_early_is_written_as_write_sheets_writes_it(tmp_path, mo
     payouts = next(s for s in sheets if s.name == "提成发放表")
     sheets = [payouts] + [s for s in sheets if s is not payouts]  # its cell formats first either way
     base = base_workbook(tmp_path / "base.xlsx", extra=False)  # no output sheet yet: each written in order
-    plain, early = tmp_path / "plain.xlsx", tmp_path / "early.xlsx"
-    shutil.copyfile(base, plain)
-    shutil.copyfile(base, early)
+    plain, early, ahead = tmp_path / "plain.xlsx", tmp_path / "early.xlsx", tmp_path / "ahead.xlsx"
+    for path in (plain, early, ahead):
+        shutil.copyfile(base, path)
     made_apart: list[str] = []
     real = xlsx_writer._deflate_apart
     monkeypatch.setattr(xlsx_writer, "_deflate_apart", lambda part, *a: made_apart.append(part.sheet.name) or real(part, *a))
-    for _ in range(2):
+    read_here: list[str] = []  # _previous read by finish itself, not looked ahead
+    previous = xlsx_writer._previous
+    monkeypatch.setattr(xlsx_writer, "_previous", lambda stream: read_here.append(threading.current_thread().name)
+                        or previous(stream))
+    for round_ in range(2):
         write_sheets(plain, sheets)
         made_apart.clear()
         with xlsx_writer.SheetsWrite(early) as write:
@@ -743,6 +748,15 @@ def test_a_sheet_started_early_is_written_as_write_sheets_writes_it(tmp_path, mo
         assert made_apart[0] == "提成发放表" and made_apart.count("提成发放表") == 1  # the started one, used
         assert names == [s.name for s in sheets]
         assert early.read_bytes() == plain.read_bytes()
+        # the same, with what the replaced sheets keep read ahead, in a thread (the second round)
+        read_here.clear()
+        with xlsx_writer.SheetsWrite(ahead) as write:
+            write.look_ahead(s.name for s in sheets)
+            write.start(payouts)
+            write.finish(sheets)
+        assert ahead.read_bytes() == plain.read_bytes()
+        assert all(name.startswith("xlsales-previous") for name in read_here)
+        assert len(read_here) == (len(sheets) if round_ else 0)
 
 
 def test_a_started_sheet_that_fails_leaves_the_workbook_untouched(tmp_path):

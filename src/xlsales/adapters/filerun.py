@@ -18,8 +18,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from xlsales.adapters.board import BOARD_SHEET
 from xlsales.adapters.log_prefetch import LogChild
 from xlsales.adapters.sheets import (
+    OUTPUT_SHEETS,
     PROBLEM_SHEET,
     SUMMARY_SHEET,
     PreparedPayouts,
@@ -54,6 +56,7 @@ CARRIED_SHEETS = (PAYOUT_SHEET, HISTORY_SHEET)
 OK, HAS_ERRORS, UNUSABLE = 0, 1, 2
 MOST_COMMON_KINDS = 3  # problem kinds the summary names
 PAYOUT_SHEETS = (PAYOUT_SHEET, SUMMARY_SHEET, PROBLEM_SHEET)  # what 生成发放表 writes
+LOOK_AHEAD = {"validate": (PROBLEM_SHEET,), "payouts": PAYOUT_SHEETS}  # the sheets a command replaces (else all)
 
 
 @dataclass
@@ -298,14 +301,17 @@ def _run_workbook(path: str | Path, command: str, today: dt.date | None, status:
         report.exit_code, report.message = UNUSABLE, str(exc)
         return report, None, []
     begun: list[SheetsWrite] = []
+    # the write opened now: what the result sheets of the last run keep when replaced (their XML
+    # around the rows) is read in a thread while this one computes; if the workbook cannot be
+    # written now, the write below says so
+    with suppress(WorkbookLocked, NotAWorkbook):
+        begun.append(SheetsWrite(path))
+        begun[0].look_ahead(LOOK_AHEAD.get(command, (*OUTPUT_SHEETS, BOARD_SHEET)))
 
     def begin(sheet: SheetOut) -> None:
-        """Start writing 提成发放表 while the other sheets are made; if the workbook cannot be
-        written now, the write below says so."""
-        with suppress(WorkbookLocked, NotAWorkbook):
-            write = SheetsWrite(path)
-            begun.append(write)
-            write.start(sheet)
+        """Start writing 提成发放表 while the other sheets are made."""
+        if begun:
+            begun[0].start(sheet)
 
     try:
         sheets, results, problems = sheets_to_write(data, command, today, status, report, early[0] if early else None,
