@@ -8,9 +8,11 @@ import re
 import shutil
 import stat
 import threading
+import time
 import zipfile
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -757,6 +759,34 @@ def test_a_sheet_started_early_is_written_as_write_sheets_writes_it(tmp_path, mo
         assert ahead.read_bytes() == plain.read_bytes()
         assert all(name.startswith("xlsales-previous") for name in read_here)
         assert len(read_here) == (len(sheets) if round_ else 0)
+
+
+def test_no_look_ahead_read_is_open_when_the_workbook_is_replaced(tmp_path, monkeypatch):
+    """A sheet looked ahead but not written (a run that writes only 校验结果) may still be being read
+    when the rest is done: the write waits for it before the replace (Windows cannot replace an
+    open file)."""
+    path = base_workbook(tmp_path / "a.xlsx")
+    write_sheets(path, [simple_sheet("校验结果"), simple_sheet("关系评分")])  # the last two: read ahead in this order
+    reading: list[bool] = []
+    real_previous, real_replace = xlsx_writer._previous_of, os.replace
+
+    def slow_previous(path_: Path, member: str) -> Any:
+        reading.append(True)
+        time.sleep(0.3)
+        try:
+            return real_previous(path_, member)
+        finally:
+            reading.remove(True)
+
+    def replace(src: Any, dst: Any) -> None:
+        assert not reading, "a look-ahead read was still open"
+        real_replace(src, dst)
+
+    monkeypatch.setattr(xlsx_writer, "_previous_of", slow_previous)
+    monkeypatch.setattr(xlsx_writer.os, "replace", replace)
+    with xlsx_writer.SheetsWrite(path) as write:
+        write.look_ahead(["关系评分", "校验结果"])
+        assert write.finish([simple_sheet("校验结果")]) == ["校验结果"]  # 关系评分's read begins meanwhile
 
 
 def test_a_started_sheet_that_fails_leaves_the_workbook_untouched(tmp_path):

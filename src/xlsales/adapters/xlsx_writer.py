@@ -282,17 +282,21 @@ class SheetsWrite:
         _check_sheets(sheets)
         package = self.package
         plan = _plan(package, sheets, self.styles, self.cells, self.started, self.previous)
-        # the source is closed before the replace: Windows cannot replace a file that is still open
+        # the source is closed before the replace, and so is any look-ahead read still going (of a
+        # sheet not written after all): Windows cannot replace a file that is still open
         _atomic_write(self.path, self.before, lambda out: _write_package(package, plan, out),
-                      before_replace=package.close)
+                      before_replace=self._close_sources)
         return plan.names
+
+    def _close_sources(self) -> None:
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+        self.package.close()
 
     def close(self) -> None:
         """Wait for what was started (nothing is left running) and close the workbook."""
         self.pool.shutdown(wait=True, cancel_futures=True)
-        if self._reader is not None:
-            self._reader.shutdown(wait=True, cancel_futures=True)
-        self.package.close()
+        self._close_sources()
 
     def __enter__(self) -> SheetsWrite:
         return self
