@@ -959,6 +959,16 @@ def test_calamine_leaves_a_sheet_to_the_exact_path_where_they_could_differ(tmp_p
     same_reading(fast, exact)
 
 
+def test_a_sheet_whose_xml_checks_fail_is_read_exactly(tmp_path, monkeypatch):
+    """The calamine path only saves time: if its checks of a sheet's XML cannot be made (here a
+    pattern polars refuses), the sheet is read by the exact path, with the same result."""
+    path = write_book(tmp_path / "demo.xlsx", demo_tables())
+    monkeypatch.setattr(xlsx_reader, "_NOT_FOR_CALAMINE", "(")  # not a regex: polars raises
+    fast, by_calamine, exact = read_both(monkeypatch, path)
+    assert by_calamine == []
+    same_reading(fast, exact)
+
+
 def test_empty_date_styled_cells_stay_on_the_calamine_path(tmp_path, monkeypatch):
     """提成发放表 as the tool writes it has an empty, date-styled, unlocked 实发日期 cell on every
     unpaid line: a re-run reads the tool's own ledger through calamine (the exact path took 11 s for

@@ -1351,7 +1351,10 @@ class _CalamineTables:
         if self.date_cell is not None and self.blank_cell is not None:
             checks += [pl.col("xml").str.count_matches(self.date_cell).alias("dated"),
                        pl.col("xml").str.count_matches(self.blank_cell).alias("blank")]
-        found = pl.DataFrame(text).select(checks).row(0, named=True)
+        try:
+            found = pl.DataFrame(text).select(checks).row(0, named=True)
+        except pl.exceptions.PolarsError:  # the checks could not be made: the exact path reads it
+            return _XmlScan(False, 0)
         return _XmlScan(not found["odd"], found.get("dated", 0) - found.get("blank", 0))
 
     @classmethod
