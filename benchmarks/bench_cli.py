@@ -12,8 +12,9 @@ measured before each run, since this shared machine's speed drifts. Prints every
 CPU seconds of both processes), the medians, their ratio and the median of each run's own ratio.
 With --rerun the workbook is computed once first (not timed), and the runs are re-runs of that:
 what users do every month, with 提成发放表, 排名历史 and 校验结果 to read back or replace (the floor then
-parses those sheets too). The last line sets the fastest run against the fastest floor. A script,
-not a test: it asserts nothing.
+parses those sheets too). Then the fastest run against the fastest floor, and each run against the
+mean of the floors measured before and after it (one more floor at the end). A script, not a test:
+it asserts nothing.
 """
 
 from __future__ import annotations
@@ -130,6 +131,14 @@ def _runs(args: argparse.Namespace) -> None:
           f"peak memory {max(peaks) / 1024:.0f} MB (highest run)")
     # the least each took: on a machine whose speed drifts, the nearest either came to its own cost
     print(f"fastest: floor {min(floors):.2f} s, xlsales compute {min(walls):.2f} s = {min(walls) / min(floors):.2f}×")
+    # each run between the floors measured just before and just after it (one more floor at the end):
+    # a drift during the run moves both halves of its floor, not only the one before
+    start = time.perf_counter()
+    floor(str(args.workbook))
+    after = [*floors[1:], time.perf_counter() - start]
+    bracketed = [wall / ((before + later) / 2) for wall, before, later in zip(walls, floors, after, strict=True)]
+    print(f"bracketed: each run against the mean of the floors before and after it, median "
+          f"{statistics.median(bracketed):.2f}× (single runs {min(bracketed):.2f}–{max(bracketed):.2f}×)")
 
 
 if __name__ == "__main__":
