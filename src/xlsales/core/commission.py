@@ -106,11 +106,9 @@ class OrderEarnings(NamedTuple):
         o, t = self.order, self.texts
         if self.below_red_line:
             return f"毛利率 {pct(o.margin)} 低于红线 {t.red_line}，不计提成（{amount} 仍计入累计业绩）"
-        segments = self.segments
-        if len(segments) == 1 and segments[0].amount == o.amount:  # the order within one band
-            parts = f"{amount}{t.times[segments[0].multiplier]}"
-        else:
-            parts = " + ".join(f"{yuan(s.amount)}{t.times[s.multiplier]}" for s in segments) or "0"
+        # a segment that is the whole order (within one band) shows the amount already formatted
+        parts = " + ".join(f"{amount if s.amount == o.amount else yuan(s.amount)}{t.times[s.multiplier]}"
+                           for s in self.segments) or "0"
         after = self.ytd_before + o.amount
         after_text = yuan(after)
         text = f"累计 {t.total(self.ytd_before)}→{after_text}：{parts} = {commission}"
