@@ -15,12 +15,12 @@ import polars as pl
 import pytest
 
 from xlsales.adapters import log_prefetch, xlsx_reader
+from xlsales.adapters.xlsx_package import is_date_format
 from xlsales.adapters.xlsx_reader import (
     REQUIRED_HEADERS,
     WorkbookData,
     WorkbookUnusable,
     cell_ref,
-    is_date_format,
     read_workbook,
     serial_to_date,
 )

@@ -36,6 +36,7 @@ from xlsales.adapters import xlsx_reader
 from xlsales.adapters.filerun import emit
 from xlsales.adapters.port import WorkbookPort, header_columns, native, sheet_title
 from xlsales.adapters.xlsx_append import append_rows_to_sheet
+from xlsales.adapters.xlsx_package import _relationships
 from xlsales.adapters.xlsx_reader import (
     CODE_HEADERS,
     REQUIRED_HEADERS,
@@ -45,7 +46,6 @@ from xlsales.adapters.xlsx_reader import (
     _code_text,
     _header_map,
     _NotStandard,
-    _relationships,
     _SheetReader,
     _text_date,
     serial_to_date,
