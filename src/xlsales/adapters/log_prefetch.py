@@ -37,23 +37,31 @@ _NAME_SEP = "\x1f"  # between header names on the child's command line (no heade
 # imported beside it: the child's 0.1 s import is no longer ahead of its 3 s read.
 CHILD = """
 import sys, threading
-import fastexcel
 path, sheet, spec, out = sys.argv[1:5]
-reader = fastexcel.read_excel(path)
-title = next(name for name in reader.sheet_names if name.strip() == sheet)
 kind, _, listed = spec.partition(":")
 columns = [int(c) for c in listed.split(",")] if kind == "i" else listed.split("\\x1f")
-read = []
-loader = threading.Thread(target=lambda: read.append(
-    reader.load_sheet_eager(title, header_row=0, use_columns=columns, dtypes="string")))
-loader.start()
+batch = None
+try:
+    from xlsales.adapters.sheet_scan import scan_text_columns
+    batch = scan_text_columns(path, sheet, columns)
+except Exception:  # NotPlain, or anything the scan could not read: calamine reads it
+    batch = None
+if batch is None:
+    import fastexcel
+    reader = fastexcel.read_excel(path)
+    title = next(name for name in reader.sheet_names if name.strip() == sheet)
+    read = []
+    loader = threading.Thread(target=lambda: read.append(
+        reader.load_sheet_eager(title, header_row=0, use_columns=columns, dtypes="string")))
+    loader.start()
+    import pyarrow
+    loader.join()
+    if not read:
+        sys.exit(3)  # the read failed (its error was printed by the thread); the reader reads the log itself
+    batch = read[0]
 import pyarrow as pa, pyarrow.ipc as ipc
-loader.join()
-if not read:
-    sys.exit(3)  # the read failed (its error was printed by the thread); the reader reads the log itself
-batch = read[0]
 with pa.OSFile(out, "wb") as sink, ipc.new_file(sink, batch.schema) as writer:
-    writer.write_batch(batch)
+    writer.write_table(batch) if isinstance(batch, pa.Table) else writer.write_batch(batch)
 """
 
 
