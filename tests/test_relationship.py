@@ -89,7 +89,11 @@ def test_approval_gate_lists_pending_and_counts_approved():
         entry("2026-06-03", "A11"),
     )
     assert facts.evidence("C1").score == D("3")
-    assert [p.row for p in problems.items if p.field == "审批状态"] == [9, 4]
+    pending = [p for p in problems.items if p.field == "审批状态"]
+    assert [p.row for p in pending] == [9, 4]
+    # what the rep reads: the state found (or that it is blank) and what to fill in, never "None"
+    assert "审批状态为“待审批”" in pending[0].message and "审批状态为空" in pending[1].message
+    assert all("已批准" in p.message and "None" not in p.message for p in pending)
 
 
 def test_window_counts_twelve_months_ending_at_the_evaluation_date():

@@ -70,6 +70,23 @@ def _report(problems: Problems, frame: pl.DataFrame, column: str, message: str, 
 _CODES = {"rep_id": "_rep", "customer": "_customer", "action": "_action", "role": "_role"}
 
 
+_REFERENCES = {  # the log's reference columns, in the order they are checked, and what to fix
+    "action": "动作库里没有动作编码“{value}”：请从下拉列表选择，或先在动作库里添加",
+    "role": "角色“{value}”不在角色系数表里：请从下拉列表选择",
+    "customer": "客户表里没有客户编码“{value}”：请核对编码，或先在客户表里添加",
+    "rep_id": "销售人员表里没有工号“{value}”：请核对工号",
+}
+
+
+def check_log_references(log: ActivityLog, reps: set[str], customers: set[str], problems: Problems) -> None:
+    """The log's customers and reps that are not in their sheets, for a run without a rulebook
+    (see pipeline.check_without_rules): the same errors that scoring the log reports."""
+    frame = log.frame.select("row", "customer", "rep_id")
+    for column, known in (("customer", customers), ("rep_id", reps)):
+        _report(problems, frame.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(sorted(known))),
+                column, _REFERENCES[column])
+
+
 def _check_rows(frame: pl.DataFrame, book: Rulebook, known: dict[str, list[str]], problems: Problems) -> pl.DataFrame:
     """The rows that count: dated up to the evaluation date, every reference known, approved when the
     action needs it, with each reference's code in `known` (_CODES). Every check is a flag of one
@@ -77,13 +94,7 @@ def _check_rows(frame: pl.DataFrame, book: Rulebook, known: dict[str, list[str]]
     problems come in the same order as checking one by one: future dates, then each reference check,
     then pending approvals."""
     ev = book.evaluation_date
-    checks = (
-        ("date", "日期不能为空：请填写动作发生的日期"),
-        ("action", "动作库里没有动作编码“{value}”：请从下拉列表选择，或先在动作库里添加"),
-        ("role", "角色“{value}”不在角色系数表里：请从下拉列表选择"),
-        ("customer", "客户表里没有客户编码“{value}”：请核对编码，或先在客户表里添加"),
-        ("rep_id", "销售人员表里没有工号“{value}”：请核对工号"),
-    )
+    checks = (("date", "日期不能为空：请填写动作发生的日期"), *_REFERENCES.items())
     # a value outside its list becomes null in the Enum cast: that null is the check
     codes = {_CODES[c]: pl.col(c).cast(pl.Enum(known[c]), strict=False).to_physical() for c in _CODES}
     flags = {f"ok_{column}": pl.col(_CODES.get(column, column)).is_not_null() for column, _ in checks}
@@ -102,8 +113,11 @@ def _check_rows(frame: pl.DataFrame, book: Rulebook, known: dict[str, list[str]]
     for column, message in checks:
         _report(problems, bad.filter(~pl.col(f"ok_{column}")), column, message)
     _report(problems, bad.filter(~pl.col("ok_count")), "count", "次数应为不小于 1 的整数（留空按 1 次）")
-    _report(problems, flagged.filter(~pl.col("future") & pl.col("pending")), "approval",
-            "该动作需审批，审批状态为“{value}”，批准前不计分", warn=True)
+    pending = flagged.filter(~pl.col("future") & pl.col("pending"))
+    for row, state in pending.select("row", "approval").iter_rows():
+        shown = f"为“{state}”" if state else "为空"
+        problems.warn(LOG_SHEET, row, LOG_HEADERS["approval"], state,
+                      f"该动作需审批，审批状态{shown}，批准前不计分：审批通过后请把审批状态填为“{APPROVED}”")
     return flagged.filter(~pl.col("future") & pl.col("ok") & ~pl.col("pending")).select(*frame.columns, *codes)
 
 
