@@ -6,6 +6,7 @@ import datetime as dt
 
 from builders import D
 from xlsales.core.intake import read_workbook_tables
+from xlsales.core.models import RepStatus
 from xlsales.core.pipeline import compute
 from xlsales.core.problems import Problems
 from xlsales.core.rulebook import default_tables
@@ -89,3 +90,16 @@ def test_the_order_side_prepared_ahead_gives_the_same_run():
         problems.extend(early.items)
         assert (repr(compute(inputs, rules, problems, prepared=side)), repr(problems.items)) == expected
     assert any(p.sheet == "客户关系记录" for p in problems.items) and any(p.sheet == "回款" for p in problems.items)
+
+
+def test_a_rep_with_a_blank_status_counts_as_active_and_is_warned_about():
+    tables = {**default_tables(), "销售人员": [
+        {"row": 2, "工号": "E1", "姓名": "甲", "状态": "在职"},
+        {"row": 3, "工号": "E2", "姓名": "乙"},  # a blank cell: the reader leaves it out
+        {"row": 4, "工号": "E3", "姓名": "丙", "状态": "在岗"},  # not a status: an error, not this warning
+    ]}
+    _, inputs, problems = read(tables)
+    assert [r.rep_id for r in inputs.reps if r.status is RepStatus.ACTIVE] == ["E1", "E2"]
+    found = [(p.sheet, p.row, p.field, p.is_error) for p in problems.items]
+    assert found == [("销售人员", 4, "状态", True), ("销售人员", 3, "状态", False)]
+    assert all("在职或离职" in p.message for p in problems.items if not p.is_error)

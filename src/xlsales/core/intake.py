@@ -58,6 +58,7 @@ def read_inputs(tables: Tables, problems: Problems, log: ActivityLog | None = No
     """Validate every input row; bad rows are reported field by field and left out."""
     records = {sheet: validate_rows(model, sheet, tables.get(sheet, []), problems)
                for sheet, model in RECORD_SHEETS.items()}
+    _warn_blank_status(tables.get(REP_SHEET, []), {rep.row for rep in records[REP_SHEET]}, problems)
     if log is None:
         entries = validate_rows(LogEntry, LOG_SHEET, tables.get(LOG_SHEET, []), problems)
         log = ActivityLog.from_entries(entries)
@@ -68,6 +69,16 @@ def read_inputs(tables: Tables, problems: Problems, log: ActivityLog | None = No
         ledger=records[PAYOUT_SHEET], history=records[HISTORY_SHEET],
         five_words=records[FIVE_WORD_SHEET], three_c=records[THREE_C_SHEET],
     )
+
+
+def _warn_blank_status(rows: list[RawRow], taken: set[int | None], problems: Problems) -> None:
+    """A rep (of the rows `taken`) whose 状态 is blank counts as 在职, the model's default, and is
+    ranked only because of that default: the manager is told, so that a rep who has left is not
+    ranked because of a gap."""
+    for raw in rows:
+        status, rep_id = raw.get("状态"), raw.get("工号")
+        if raw.get("row") in taken and (status is None or not str(status).strip()):
+            problems.warn(REP_SHEET, raw.get("row"), "状态", "", f"工号“{rep_id}”的状态为空，按在职处理（参加排名）：请填写在职或离职")
 
 
 def read_workbook_tables(tables: Tables, today: dt.date, problems: Problems,
