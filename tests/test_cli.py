@@ -162,6 +162,25 @@ def test_a_bad_rulebook_writes_only_the_result_sheet(tmp_path):
     assert problem["工作表"] == "发放阶段" and "应为 1" in problem["说明"]
 
 
+def test_a_bad_rulebook_still_reports_the_other_sheets_problems_at_once(tmp_path):
+    """rules §6: all problems at once. The references that need no rule table are checked too, so
+    that fixing 发放阶段 does not bring a second list of problems only then."""
+    path = tmp_path / "rules.xlsx"
+    tables = golden_tables(
+        订单=[{"订单号": "SO1", "签约日期": dt.date(2026, 3, 5), "工号": "E9", "客户编码": "C1", "合同金额": 15_000_000,
+              "毛利率": Decimal("0.28")}],
+        客户关系记录=[{"日期": dt.date(2026, 6, 1), "工号": "E1", "客户编码": "C7", "联系人": "刘总", "角色": "决策层",
+                   "动作编码": "A07", "次数": 1}],
+        回款=[{"订单号": "SO2", "回款日期": dt.date(2026, 4, 1), "回款金额": 6_000_000}],
+    )
+    tables["发放阶段"] = [{"row": 2, "阶段": "签约", "比例": 0.5}]
+    write_tables(path, tables)
+    assert main(["validate", str(path)]) == 1
+    found = {(p["工作表"], p["单元格"], p["值"]) for p in records(path, "校验结果")}
+    assert {("订单", "C2", "E9"), ("客户关系记录", "C2", "C7"), ("回款", "A2", "SO2")} <= found
+    assert any(sheet == "发放阶段" for sheet, _, _ in found)
+
+
 def test_unusable_files_give_exit_2_and_are_not_changed(tmp_path, golden, capsys):
     assert main(["compute", str(tmp_path / "missing.xlsx")]) == 2
     text = tmp_path / "notes.xlsx"

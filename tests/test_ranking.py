@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from builders import D, book, customer, entry, log, order, rep, run, target, team
 from xlsales.core.payouts import Item
 from xlsales.core.pipeline import Inputs
@@ -105,6 +107,20 @@ def test_ranking_award_becomes_a_payout_line_for_each_top_month():
     awards = sorted((x.rep_id, x.stage, x.event_date.isoformat(), x.amount)
                     for x in results.payouts if x.item is Item.RANKING_AWARD)
     assert awards == [("E1", "月度排名", "2026-06-30", D("2000.00")), ("E3", "月度排名", "2026-05-31", D("2000.00"))]
+
+
+def test_an_award_is_dated_at_its_months_close_even_when_an_earlier_month_is_recomputed():
+    """June recomputed (as of mid-June) after July was ranked: July's award keeps its own date and
+    line; June's, the month being ranked, closes at the evaluation date."""
+    reps, targets = team("E1", "E2", "E3")
+    history = [history_row("2026-07", "E3", "前30%")]
+    results, _ = run(Inputs(reps=reps, targets=targets, customers=[customer("C1")], history=history,
+                            orders=[order("O1", "2026-06-01", 1_000_000, "0.1")]),
+                     book(dt.date(2026, 6, 15), 排名奖=2000))
+    awards = sorted((x.line_id, x.event_date.isoformat(), x.due_date.isoformat())
+                    for x in results.payouts if x.item is Item.RANKING_AWARD)
+    assert awards == [("E1/-/排名奖/月度排名/2026-06", "2026-06-15", "2026-06-16"),
+                      ("E3/-/排名奖/月度排名/2026-07", "2026-07-31", "2026-08-01")]
 
 
 def test_no_ranking_award_by_default():

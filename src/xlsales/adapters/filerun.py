@@ -44,7 +44,7 @@ from xlsales.core.activity import ActivityLog
 from xlsales.core.intake import read_workbook_tables
 from xlsales.core.money import pct
 from xlsales.core.payouts import PAYOUT_SHEET, PayoutLine, format_texts
-from xlsales.core.pipeline import Inputs, OrderSide, Results, collector_paused, compute, prepare
+from xlsales.core.pipeline import Inputs, OrderSide, Results, check_without_rules, collector_paused, compute, prepare
 from xlsales.core.problems import Level, Problem, Problems
 from xlsales.core.ranking import HISTORY_SHEET
 from xlsales.core.rulebook import Rulebook
@@ -217,6 +217,7 @@ def sheets_to_write(data: WorkbookData, command: str, today: dt.date | None, sta
 
     blocked = sorted(data.broken_sheets | {p.sheet for p in problems.items if p.is_error and p.sheet in CARRIED_SHEETS})
     if book is None or blocked:
+        check_without_rules(inputs, problems)  # the rest of the checks, so that every problem shows now
         why = "规则表或参数有错误" if book is None else f"{'、'.join(blocked)} 无法完整读取"
         report.message = f"{why}：只写入了“校验结果”，其他结果工作表保持不变。请按校验结果修正后重新运行"
         return [problems_sheet(problems.items, cell_of)], None, problems

@@ -49,7 +49,7 @@ from xlsales.core.payouts import (
 from xlsales.core.people import FiveWordRow, five_word_summary
 from xlsales.core.problems import Problem, Problems
 from xlsales.core.ranking import HISTORY_SHEET, Contender, Group, HistoryEntry, RankingRow, rank_month
-from xlsales.core.relationship import evaluate_log
+from xlsales.core.relationship import check_log_references, evaluate_log
 from xlsales.core.rulebook import Rulebook, StageName
 from xlsales.core.targets import TargetGap, check_targets, floor_to_date, target_gap
 from xlsales.core.tiers import OPPORTUNITY_SHEET, CustomerRating, ForecastRow, forecast, rate_customers
@@ -177,9 +177,18 @@ def prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
         return _prepare(inputs, book)
 
 
-def _prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
-    ev = book.evaluation_date
-    problems = Problems()
+@dataclass
+class _Checked:
+    reps: dict[str, Rep]
+    customers: dict[str, Customer]
+    orders: dict[str, Order]
+    opportunities: list[Opportunity]
+    targets: dict[tuple[int, str], Target]
+
+
+def _check_records(inputs: Inputs, ev: dt.date, problems: Problems) -> _Checked:
+    """Keys unique, every reference to a rep, customer or order known, targets sound: what a run
+    checks before it computes (records dated after `ev` are left out, with one warning a sheet)."""
     reps: dict[str, Rep] = _unique_by(inputs.reps, "rep_id", REP_SHEET, "工号", problems)
     customers: dict[str, Customer] = _unique_by(inputs.customers, "code", CUSTOMER_SHEET, "客户编码", problems)
     for c in customers.values():
@@ -187,10 +196,29 @@ def _prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
             code = getattr(c, attr)
             if code is not None and code not in reps:
                 problems.error(CUSTOMER_SHEET, c.row, header, code, f"{header}“{code}”不在销售人员表里：请填工号")
-
     orders = _valid_orders(inputs.orders, reps, customers, ev, problems)
     opportunities = _valid_opportunities(inputs.opportunities, reps, customers, problems)
     targets = check_targets(inputs.targets, set(reps), problems)
+    return _Checked(reps, customers, orders, opportunities, targets)
+
+
+def check_without_rules(inputs: Inputs, problems: Problems) -> None:
+    """The checks of a run that need no rule table or parameter, for a run that its rulebook stops:
+    duplicate keys, every reference to a rep, customer or order (the log's too), the targets. They
+    are reported with the rulebook's problems, so that fixing the rule sheets does not bring a
+    second list of problems only then (rules §6: all problems at once). Nothing is compared with
+    评估日期, itself a parameter; the log's actions and roles need the rule tables."""
+    checked = _check_records(inputs, dt.date.max, problems)
+    OrderEvents(checked.orders, inputs.collections, inputs.progress, dt.date.max, problems)
+    check_log_references(inputs.log, set(checked.reps), set(checked.customers), problems)
+
+
+def _prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
+    ev = book.evaluation_date
+    problems = Problems()
+    checked = _check_records(inputs, ev, problems)
+    reps, customers, orders, targets = checked.reps, checked.customers, checked.orders, checked.targets
+    opportunities = checked.opportunities
     gap = target_gap(targets, book.year, book.params.company_target, problems)
     before_log, problems = problems.items, Problems()
 
@@ -277,7 +305,10 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems, side: OrderSide
         for row in history:
             if row.group is Group.TOP and row.month.startswith(f"{book.year:04d}-"):
                 y, m = (int(x) for x in row.month.split("-"))
-                event = min(month_end(dt.date(y, m, 1)), ev)
+                # dated at the month's close; the month being ranked closes at the evaluation date. A
+                # later month (in the history when an earlier month is recomputed) keeps its own date
+                end = month_end(dt.date(y, m, 1))
+                event = ev if (y, m) == (ev.year, ev.month) else end
                 fresh.append(single_line(row.rep_id, row.name, None, Item.RANKING_AWARD, RANKING_STAGE, event,
                                          p.ranking_award, f"{row.month} 月度排名第 {row.rank}（前30%），排名奖 "
                                          f"{yuan(p.ranking_award)}", y, book, key=row.month))
