@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - platforms without an isal wheel
 Ints = npt.NDArray[np.int64]
 Bytes = npt.NDArray[np.uint8]
 
-READ_BYTES = 1 << 21  # compressed bytes inflated at a time: about 16 MB of sheet XML
+READ_BYTES = 1 << 19  # compressed bytes inflated at a time: about 4 MB of sheet XML
 MAX_DIGITS = 15  # a value with more digits is read by Python (a double keeps 15)
 _LT, _GT, _SLASH, _QUOTE, _SPACE, _EQ = 60, 62, 47, 34, 32, 61
 _C, _V, _R, _S, _T, _N = 99, 118, 114, 115, 116, 110
@@ -187,14 +187,13 @@ def _all_bytes(a: Bytes, at: Ints, text: bytes) -> bool:
 
 
 @dataclass
-class _Cells:
-    """The wanted columns' valued cells, block by block."""
+class _Column:
+    """A wanted column's valued cells, block by block."""
 
     rows: list[Ints] = field(default_factory=list)
-    cols: list[Ints] = field(default_factory=list)
     kinds: list[npt.NDArray[np.int8]] = field(default_factory=list)  # _NUMBER, _SHARED or _DATE
     values: list[Ints] = field(default_factory=list)
-    odd: list[tuple[int, int, str]] = field(default_factory=list)  # (column, row, text) read by Python
+    odd: list[tuple[int, str]] = field(default_factory=list)  # (row, text) read by Python
 
 
 _NUMBER, _SHARED, _DATE = 0, 1, 2
@@ -208,8 +207,7 @@ class _Scan:
         self.last_row = 0
         self.max_row = 1
         self.header: dict[int, str] | None = None
-        self.indexes: list[int] = []  # the wanted columns
-        self.cells = _Cells()
+        self.columns: dict[int, _Column] = {}  # the wanted columns, by index
         self.names: list[str] = []
 
     def block(self, chunk: bytes) -> None:
@@ -272,7 +270,7 @@ class _Scan:
             valued = crow[has_value]
             if len(valued):
                 self.max_row = max(self.max_row, int(valued.max()))
-        take = has_value & np.isin(col, self.indexes) & (crow >= 2)
+        take = has_value & np.isin(col, list(self.columns)) & (crow >= 2)
         if not take.any():
             return
         vk = ck[take] + 1
@@ -288,14 +286,15 @@ class _Scan:
         dates = ~shared & self.date_styles[np.minimum(style[take], len(self.date_styles) - 1)]
         kinds = np.where(shared, _SHARED, np.where(dates, _DATE, _NUMBER)).astype(np.int8)
         rows, cols = crow[take], col[take]
-        cells = self.cells
-        cells.rows.append(rows[plain])
-        cells.cols.append(cols[plain])
-        cells.kinds.append(kinds[plain])
-        cells.values.append(value[plain])
+        for index, column in self.columns.items():  # a block's cells are few: these stay in the cache
+            mine = cols == index
+            ok = mine & plain
+            column.rows.append(rows[ok])
+            column.kinds.append(kinds[ok])
+            column.values.append(value[ok])
         for k in np.flatnonzero(~plain):
             text = chunk[int(start[k]):int(start[k] + length[k])].decode()
-            cells.odd.append((int(cols[k]), int(rows[k]), self._odd_text(text, bool(dates[k]))))
+            self.columns[int(cols[k])].odd.append((int(rows[k]), self._odd_text(text, bool(dates[k]))))
 
     def _attributes(self, a: Bytes, at: Ints, end: Ints) -> tuple[Ints, Ints]:
         """Each cell's s (style, 0 without) and t (1 for "s", 0 for "n" or none), read from the
@@ -358,7 +357,7 @@ class _Scan:
                 raise NotPlain("a wanted header missing or repeated")
             indexes = [by_name[str(w)][0] for w in self.wanted]
         self.names = [header[i] for i in indexes]
-        self.indexes = indexes
+        self.columns = {i: _Column() for i in indexes}
 
     def _shared(self, index: int) -> str:
         try:
@@ -392,28 +391,30 @@ class _Scan:
         if self.header is None:
             raise NotPlain("an empty sheet")
         height = self.max_row - 1
-        cells = self.cells
-        empty = np.zeros(0, np.int64)
-        rows = np.concatenate(cells.rows) if cells.rows else empty
-        cols = np.concatenate(cells.cols) if cells.cols else empty
-        kinds = np.concatenate(cells.kinds) if cells.kinds else empty.astype(np.int8)
-        values = np.concatenate(cells.values) if cells.values else empty
         out: list[tuple[Ints, list[str]]] = []
-        for index in self.indexes:
+        for column in self.columns.values():
             codes = np.full(height, -1, np.int64)
             texts: list[str] = []
-            here = cols == index
+            rows = np.concatenate(column.rows) if column.rows else np.zeros(0, np.int64)
+            kinds = np.concatenate(column.kinds) if column.kinds else np.zeros(0, np.int8)
+            values = np.concatenate(column.values) if column.values else np.zeros(0, np.int64)
+            single = len(kinds) and kinds.min() == kinds.max()  # a column usually holds one kind
             for kind in (_SHARED, _NUMBER, _DATE):
-                mine = here & (kinds == kind)
-                if not mine.any():
+                if single:
+                    if kinds[0] != kind:
+                        continue
+                    these, where = values, rows
+                else:
+                    mine = kinds == kind
+                    these, where = values[mine], rows[mine]
+                if not len(these):
                     continue
-                distinct, inverse = _distinct(values[mine])
-                codes[rows[mine] - 2] = inverse + len(texts)
+                distinct, inverse = _distinct(these)
+                codes[where - 2] = inverse + len(texts)
                 texts += [self._text(kind, int(v)) for v in distinct]
-            for col, row, text in cells.odd:
-                if col == index:
-                    codes[row - 2] = len(texts)
-                    texts.append(text)
+            for row, text in column.odd:
+                codes[row - 2] = len(texts)
+                texts.append(text)
             out.append((codes, texts))
         return self.names, out
 
