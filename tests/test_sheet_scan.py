@@ -80,6 +80,7 @@ ROWS: list[list[Any]] = [
     [(46010.999999, "date"), 1001, "C3", "", 0.5],  # 工号 typed as a number, 次数 a fraction
     ["2026/03/05", "E001", 7, "备注", -3],  # a text date, a code typed as a number, a negative count
     [dt.date(2026, 12, 31), " E003 ", "C4", None, 1e20],
+    [dt.date(2026, 1, 2), "E\r1", "_x0041_ C", None, 1],  # written as _x000D_ and _x005F_x0041_: unescaped
     [None, None, None, "only a note", None],  # the last row holds only an unwanted column
 ]
 
@@ -92,6 +93,7 @@ def test_the_scan_gives_calamines_text_columns(tmp_path):
     assert frame.height == len(ROWS)  # row i is sheet row i + 2, to the last row with a value
     assert frame.row(0) == ("2026-03-05 00:00:00", "E001", "1")
     assert frame.row(3) == ("2025-12-19 23:59:59.914", "1001", "0.5")
+    assert scanned(path, ["工号", "客户编码"]).row(6) == ("E\r1", "_x0041_ C")
 
 
 def test_a_sheet_with_only_its_header_has_no_rows(tmp_path):
