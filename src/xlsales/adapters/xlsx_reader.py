@@ -14,8 +14,9 @@ Two readers, one for each size of sheet:
   every column as text, so that nothing is lost to type inference, and then validated cell by cell
   with vectorised polars expressions: a bad cell becomes an ERROR naming its cell and the row is left
   out; a text date is read and warned about. A big log is read in a second process (when a core is
-  spare) while this one reads the small sheets. Without fastexcel the exact reader above is used,
-  streaming the sheet a few MB at a time.
+  spare) while this one reads the small sheets; there its cells are found in the XML by numpy
+  (sheet_scan), which gives calamine's columns, and calamine reads the XML the scan does not take.
+  Without fastexcel the exact reader above is used, streaming the sheet a few MB at a time.
 
 Problems the reader finds itself (a missing sheet or column, a text date, an error value such as
 #N/A, a bad log cell) are returned with the data; everything else is the core's to check.
