@@ -114,7 +114,7 @@ def test_an_unknown_rep_and_a_repeated_quarter_are_errors_and_left_out():
 
 def test_the_sheet_is_optional():
     problems = Problems()
-    inputs = read_inputs({"销售人员": [{"row": 2, "工号": "E1", "姓名": "张三"}]}, problems)
+    inputs = read_inputs({"销售人员": [{"row": 2, "工号": "E1", "姓名": "张三", "状态": "在职"}]}, problems)
     assert inputs.five_words == [] and problems.items == []
 
 
