@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - platforms without an isal wheel
     _inflater = zlib  # type: ignore[assignment]
 
 Ints = npt.NDArray[np.int64]
+Codes = npt.NDArray[np.int32]
 Bytes = npt.NDArray[np.uint8]
 
 READ_BYTES = 1 << 19  # compressed bytes inflated at a time: about 4 MB of sheet XML
@@ -62,12 +63,14 @@ def scan_text_columns(path: str | Path, sheet: str, wanted: list[str] | list[int
     import pyarrow.compute as pc
 
     names, columns = scan_columns(path, sheet, wanted)
-    arrays = [pc.take(pa.array(texts, pa.string()), pa.array(codes, pa.int32(), mask=codes < 0))
-              for codes, texts in columns]
+    arrays = []
+    while columns:  # each column's codes freed once its text column is made
+        codes, texts = columns.pop(0)
+        arrays.append(pc.take(pa.array(texts, pa.string()), pa.array(codes, mask=codes < 0)))
     return pa.table(dict(zip(names, arrays, strict=True))) if names else pa.table({})
 
 
-def scan_columns(path: str | Path, sheet: str, wanted: list[str] | list[int]) -> tuple[list[str], list[tuple[Ints, list[str]]]]:
+def scan_columns(path: str | Path, sheet: str, wanted: list[str] | list[int]) -> tuple[list[str], list[tuple[Codes, list[str]]]]:
     """The scan itself, without pyarrow: the header of each wanted column, and for each one its
     cells as codes into a list of texts (-1: empty), one code per sheet row from row 2."""
     package = _Package(Path(path))
@@ -387,17 +390,18 @@ class _Scan:
             return "-0" if number == 0 and math.copysign(1, number) < 0 else str(int(number))
         return format(number, ".9f").rstrip("0").rstrip(".")  # calamine's text: 9 decimals at most
 
-    def finish(self) -> tuple[list[str], list[tuple[Ints, list[str]]]]:
+    def finish(self) -> tuple[list[str], list[tuple[Codes, list[str]]]]:
         if self.header is None:
             raise NotPlain("an empty sheet")
         height = self.max_row - 1
-        out: list[tuple[Ints, list[str]]] = []
+        out: list[tuple[Codes, list[str]]] = []
         for column in self.columns.values():
-            codes = np.full(height, -1, np.int64)
+            codes = np.full(height, -1, np.int32)
             texts: list[str] = []
             rows = np.concatenate(column.rows) if column.rows else np.zeros(0, np.int64)
             kinds = np.concatenate(column.kinds) if column.kinds else np.zeros(0, np.int8)
             values = np.concatenate(column.values) if column.values else np.zeros(0, np.int64)
+            column.rows, column.kinds, column.values = [], [], []  # the blocks' pieces, no longer needed
             single = len(kinds) and kinds.min() == kinds.max()  # a column usually holds one kind
             for kind in (_SHARED, _NUMBER, _DATE):
                 if single:
