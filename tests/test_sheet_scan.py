@@ -4,6 +4,8 @@ XML it does not take is refused (NotPlain) so that calamine reads it instead."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -208,3 +210,18 @@ def test_the_log_child_scans_a_plain_log_and_asks_calamine_for_any_other(tmp_pat
     with pytest.raises(NotPlain):
         scan_text_columns(odd, log_prefetch.LOG_SHEET, wanted)
     scan_text_columns(plain, log_prefetch.LOG_SHEET, wanted)
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
+def test_a_log_saved_by_libreoffice_is_scanned_as_calamine_reads_it(tmp_path):
+    """A real spreadsheet program's own XML (LibreOffice writes its attributes, spans and empty
+    cells its own way): taken by the scan, not refused, and the same columns as calamine's."""
+    path = write(tmp_path / "b.xlsx", HEADER, ROWS * 20, sheet=log_prefetch.LOG_SHEET)
+    out = tmp_path / "lo"
+    subprocess.run(["soffice", f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
+                    "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(out), str(path)],
+                   check=True, timeout=300, capture_output=True)
+    saved = out / "b.xlsx"
+    assert saved.exists()
+    frame = scanned(saved, HEADER, log_prefetch.LOG_SHEET)  # raises NotPlain if refused
+    assert frame.equals(calamine(saved, HEADER, log_prefetch.LOG_SHEET)) and frame.height == len(ROWS) * 20
