@@ -97,6 +97,7 @@ def test_json_summary(golden, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["exit_code"] == 0 and report["reps_ranked"] == 3 and report["payout_lines"] == 4
     assert report["rows_read"]["订单"] == 1
+    assert report["problems"] == report["errors"] + report["warnings"] == len(records(golden, "校验结果"))
     assert report["sheets_written"] == [*OUTPUTS, *EXTRA_OUTPUT_COLUMNS, BOARD_SHEET]  # the contract sheets first
     assert report["target_gap"] is None  # no 公司年度目标 in this workbook
 

@@ -93,7 +93,9 @@ class RunReport:
         self.problem_kinds = dict(sorted(kinds.items(), key=lambda kv: (not kv[0].startswith(error), -kv[1], kv[0])))
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["problems"] = self.errors + self.warnings  # the contract's "problems": 校验结果's rows
+        return out
 
     def lines(self) -> list[str]:
         read = "，".join(f"{k} {v:,}" for k, v in self.rows_read.items() if v)
