@@ -1,22 +1,23 @@
 """Some columns of a big sheet, found in its XML with numpy instead of an XML parser.
 
 The log's second process (log_prefetch) reads a million-row 客户关系记录 this way before it asks
-calamine: on the benchmark's 264 MB of sheet XML the scan takes about a third of calamine's CPU
-(see the README's speed section). It gives exactly what calamine's text-typed columns give the
+calamine: on the benchmark's 264 MB of sheet XML the scan takes about half of calamine's CPU and
+two thirds of its memory (see the README's speed section). It gives exactly what calamine's text-typed columns give the
 reader (fastexcel `dtypes="string"`): one text column per header, row i being sheet row i + 2,
 shared strings as their text, numbers as calamine writes them ("7", "1.5"), date-styled
 numbers as "YYYY-MM-DD HH:MM:SS", empty cells as null.
 
 It takes only the plain XML that spreadsheet programs write for typed values: <row r="N"> elements
 holding <c r="A1"> cells with optional s="…" and t="s"/"n" attributes and an optional <v>, with
-nothing between the tags. Anything else (a formula, an inline string, a boolean or error cell,
-white space between tags, prefixed element names, a cell outside its row) raises NotPlain, and the
-caller reads the sheet with calamine as before: the scan only ever saves time.
+nothing between the tags. Anything else (a formula, an inline string, a boolean or error cell, text
+in a number cell, white space between tags, prefixed element names, rows or cells out of order)
+raises NotPlain, and the caller reads the sheet with calamine as before: the scan only ever saves
+time.
 
 The work is a handful of whole-array passes per block of rows: every "<" is found once, the
 element after it is told by its next byte, and the cells' attributes and values are read by
 walking all cells one byte position at a time (a value is a few digits: a shared-string index or
-a serial). A block is about 16 MB of XML, so memory stays bounded whatever the sheet's size.
+a serial). A block is about 4 MB of XML, so memory stays bounded whatever the sheet's size.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ Bytes = npt.NDArray[np.uint8]
 
 READ_BYTES = 1 << 19  # compressed bytes inflated at a time: about 4 MB of sheet XML
 MAX_DIGITS = 15  # a value with more digits is read by Python (a double keeps 15)
-_LT, _GT, _SLASH, _QUOTE, _SPACE, _EQ = 60, 62, 47, 34, 32, 61
+_LT, _GT, _SLASH, _QUOTE = 60, 62, 47, 34
 _C, _V, _R, _S, _T, _N = 99, 118, 114, 115, 116, 110
 
 

@@ -1,8 +1,8 @@
 """The parts of a .xlsx/.xlsm package every reader needs: the zip, the workbook's sheets, the cell
 styles that are dates, the shared strings, and what a date serial means.
 
-Standard library only (and the core's problem levels): the log's second process uses it before,
-and without, the engine's imports (sheet_scan, log_prefetch).
+Standard library only (and the core's problem levels): the log's second process opens the workbook
+with it (sheet_scan) before, and without, the engine's imports.
 """
 
 from __future__ import annotations
