@@ -2,10 +2,10 @@
 
 The log's second process (log_prefetch) reads a million-row 客户关系记录 this way before it asks
 calamine: on the benchmark's 264 MB of sheet XML the scan takes about half of calamine's CPU and
-two thirds of its memory (see the README's speed section). It gives exactly what calamine's text-typed columns give the
-reader (fastexcel `dtypes="string"`): one text column per header, row i being sheet row i + 2,
-shared strings as their text, numbers as calamine writes them ("7", "1.5"), date-styled
-numbers as "YYYY-MM-DD HH:MM:SS", empty cells as null.
+less than two thirds of its memory (see the README's speed section). It gives exactly what
+calamine's text-typed columns give the reader (fastexcel `dtypes="string"`): one text column per
+header, row i being sheet row i + 2, shared strings as their text, numbers as calamine writes them
+("7", "1.5"), date-styled numbers as "YYYY-MM-DD HH:MM:SS", empty cells as null.
 
 It takes only the plain XML that spreadsheet programs write for typed values: <row r="N"> elements
 holding <c r="A1"> cells with optional s="…" and t="s"/"n" attributes and an optional <v>, with
