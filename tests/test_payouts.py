@@ -299,3 +299,26 @@ def test_the_ledger_is_handed_over_as_soon_as_it_is_known(monkeypatch):
     assert len(seen) == 1 and len(summaries) == 1
     lines, summaries_before = seen[0]
     assert lines is results.payouts and len(results.payouts) > 100 and summaries_before == 0
+
+
+def test_collections_and_progress_after_the_evaluation_date_are_left_out_with_one_warning_a_sheet():
+    """Recomputing a past month on a complete workbook: an order signed after 评估日期 (2026-06-30)
+    is left out with its collections and progress, which are not 'unknown orders' (an error, exit
+    1); a later collection of a counted order is left out too; one warning a sheet says how many."""
+    later = order("O2", "2026-07-10", 1_000_000, "0.25", row=3)
+    results, problems = run(inputs(
+        orders=[ORDER, later],
+        collections=[collection("O1", "2026-04-01", 6_000_000, row=2), collection("O2", "2026-07-20", 500_000, row=3),
+                     collection("O1", "2026-08-01", 3_000_000, row=4)],
+        progress=[progress("O2", "2026-07-15", "0.5")],
+    ))
+    assert not [p for p in problems.items if p.is_error]
+    warned = sorted((p.sheet, p.row, p.message[:7]) for p in problems.items)
+    assert warned == [("回款", 3, "有 2 笔回款"), ("订单", 3, "有 1 张订单"), ("进度", None, "有 1 条进度")]
+    assert {x.order_id for x in results.payouts} == {"O1"}
+    assert [x.event_date for x in lines_of(results) if x.stage == "回款"] == [day("2026-04-01")]
+
+
+def test_a_collection_of_an_order_that_is_nowhere_is_still_an_error():
+    _, problems = run(inputs(collections=[collection("O9", "2026-04-01", 1, row=5)]))
+    assert [(p.sheet, p.row, p.field, p.is_error) for p in problems.items] == [("回款", 5, "订单号", True)]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -196,19 +197,24 @@ def format_texts(lines: Iterable[PayoutLine]) -> None:
 
 class OrderEvents:
     """Collections and progress of each order, as of the evaluation date; collections or progress
-    on the same day are one event."""
+    on the same day are one event. Those dated after the evaluation date, or of an order signed
+    after it (`later`), are left out with one warning a sheet, as orders and log entries are."""
 
     def __init__(self, orders: dict[str, Order], collections: Iterable[Collection], progress: Iterable[Progress],
-                 evaluation_date: dt.date, problems: Problems) -> None:
+                 evaluation_date: dt.date, problems: Problems, later: AbstractSet[str] = frozenset()) -> None:
         self.collections: dict[str, list[tuple[dt.date, Decimal]]] = {}
         self.progress: dict[str, list[tuple[dt.date, Decimal]]] = {}
         rows: dict[str, list[Collection]] = defaultdict(list)
+        after: list[Collection | Progress] = []
         for c in collections:
-            if c.order_id not in orders:
+            if c.order_id in orders and c.date <= evaluation_date:
+                rows[c.order_id].append(c)
+            elif c.order_id in orders or c.order_id in later:
+                after.append(c)
+            else:
                 problems.error(COLLECTION_SHEET, c.row, "订单号", c.order_id,
                                f"订单表里没有订单号“{c.order_id}”：请核对订单号")
-            elif c.date <= evaluation_date:
-                rows[c.order_id].append(c)
+        _warn_after(COLLECTION_SHEET, "回款日期", "笔回款", after, evaluation_date, problems)
         for order_id, mine in rows.items():
             mine.sort(key=lambda c: (c.date, c.row or 0))
             merged: list[tuple[dt.date, Decimal]] = []
@@ -219,12 +225,16 @@ class OrderEvents:
                     merged.append((c.date, c.amount))
             self.collections[order_id] = merged
             _flag_over_collection(orders[order_id], mine, problems)
+        after = []
         for p in progress:
-            if p.order_id not in orders:
+            if p.order_id in orders and p.date <= evaluation_date:
+                self.progress.setdefault(p.order_id, []).append((p.date, p.cumulative))
+            elif p.order_id in orders or p.order_id in later:
+                after.append(p)
+            else:
                 problems.error(PROGRESS_SHEET, p.row, "订单号", p.order_id,
                                f"订单表里没有订单号“{p.order_id}”：请核对订单号")
-            elif p.date <= evaluation_date:
-                self.progress.setdefault(p.order_id, []).append((p.date, p.cumulative))
+        _warn_after(PROGRESS_SHEET, "日期", "条进度", after, evaluation_date, problems)
         for order_id, points in self.progress.items():
             points.sort()
             merged_points: list[tuple[dt.date, Decimal]] = []
@@ -236,6 +246,14 @@ class OrderEvents:
                 else:
                     merged_points.append((day, best))
             self.progress[order_id] = merged_points
+
+
+def _warn_after(sheet: str, header: str, noun: str, rows: Sequence[Collection | Progress], ev: dt.date,
+                problems: Problems) -> None:
+    if rows:
+        first = min(rows, key=lambda r: r.row or 0)
+        problems.warn(sheet, first.row, header, first.date,
+                      f"有 {len(rows)} {noun}的日期晚于评估日期 {ev}（或其订单在评估日期之后签约），本次不计入（从这一行起）")
 
 
 def _flag_over_collection(order: Order, rows: list[Collection], problems: Problems) -> None:

@@ -182,6 +182,7 @@ class _Checked:
     reps: dict[str, Rep]
     customers: dict[str, Customer]
     orders: dict[str, Order]
+    later_orders: set[str]  # signed after the evaluation date: left out, their collections too
     opportunities: list[Opportunity]
     targets: dict[tuple[int, str], Target]
 
@@ -196,10 +197,10 @@ def _check_records(inputs: Inputs, ev: dt.date, problems: Problems) -> _Checked:
             code = getattr(c, attr)
             if code is not None and code not in reps:
                 problems.error(CUSTOMER_SHEET, c.row, header, code, f"{header}“{code}”不在销售人员表里：请填工号")
-    orders = _valid_orders(inputs.orders, reps, customers, ev, problems)
+    orders, later = _valid_orders(inputs.orders, reps, customers, ev, problems)
     opportunities = _valid_opportunities(inputs.opportunities, reps, customers, problems)
     targets = check_targets(inputs.targets, set(reps), problems)
-    return _Checked(reps, customers, orders, opportunities, targets)
+    return _Checked(reps, customers, orders, later, opportunities, targets)
 
 
 def check_without_rules(inputs: Inputs, problems: Problems) -> None:
@@ -209,7 +210,7 @@ def check_without_rules(inputs: Inputs, problems: Problems) -> None:
     second list of problems only then (rules §6: all problems at once). Nothing is compared with
     评估日期, itself a parameter; the log's actions and roles need the rule tables."""
     checked = _check_records(inputs, dt.date.max, problems)
-    OrderEvents(checked.orders, inputs.collections, inputs.progress, dt.date.max, problems)
+    OrderEvents(checked.orders, inputs.collections, inputs.progress, dt.date.max, problems, checked.later_orders)
     check_log_references(inputs.log, set(checked.reps), set(checked.customers), problems)
 
 
@@ -247,7 +248,7 @@ def _prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
                           f"订单“{e.order.order_id}”毛利率 {pct(e.order.margin)} 低于红线 "
                           f"{pct(book.params.margin_red_line)}：不计提成和毛利奖（计入业绩）")
 
-    events = OrderEvents(orders, inputs.collections, inputs.progress, ev, problems)
+    events = OrderEvents(orders, inputs.collections, inputs.progress, ev, problems, checked.later_orders)
     side = OrderSide(reps, customers, orders, opportunities, targets, gap, frozen, [], before_log, problems.items)
     plan = ReleasePlan(book)
     fresh = side.fresh
@@ -371,7 +372,9 @@ def _attainment(orders: Decimal, target_to_date: Decimal, cap: Decimal) -> Decim
 
 
 def _valid_orders(orders: list[Order], reps: dict[str, Rep], customers: dict[str, Customer], ev: dt.date,
-                  problems: Problems) -> dict[str, Order]:
+                  problems: Problems) -> tuple[dict[str, Order], set[str]]:
+    """The orders that count, and the IDs of those signed after the evaluation date (left out, with
+    one warning: their collections and progress are left out with them, not unknown)."""
     good: dict[str, Order] = {}
     future: list[Order] = []
     for order in orders:
@@ -398,7 +401,7 @@ def _valid_orders(orders: list[Order], reps: dict[str, Rep], customers: dict[str
         first = min(future, key=lambda o: o.row or 0)
         problems.warn(ORDER_SHEET, first.row, "签约日期", first.signed,
                       f"有 {len(future)} 张订单的签约日期晚于评估日期 {ev}，本次不计入（从这一行起）")
-    return good
+    return good, {o.order_id for o in future}
 
 
 def _valid_opportunities(opportunities: list[Opportunity], reps: dict[str, Rep], customers: dict[str, Customer],
