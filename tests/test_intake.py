@@ -103,3 +103,21 @@ def test_a_rep_with_a_blank_status_counts_as_active_and_is_warned_about():
     found = [(p.sheet, p.row, p.field, p.is_error) for p in problems.items]
     assert found == [("销售人员", 4, "状态", True), ("销售人员", 3, "状态", False)]
     assert all("在职或离职" in p.message for p in problems.items if not p.is_error)
+
+
+def test_a_percentage_typed_in_a_money_column_is_an_error_not_a_few_fen():
+    """'15%' in 合同金额 would otherwise be 0.15 元 without a word; in 毛利率 it is 0.15, as meant."""
+    tables = {
+        **default_tables(),
+        "订单": [{"row": 2, "订单号": "O1", "签约日期": "2026-03-05", "工号": "E1", "客户编码": "C1", "合同金额": "15%",
+                  "毛利率": "28%"},
+                 {"row": 3, "订单号": "O2", "签约日期": "2026-03-05", "工号": "E1", "客户编码": "C1", "合同金额": "1,000.50",
+                  "毛利率": "28%"}],
+        "回款": [{"row": 2, "订单号": "O2", "回款日期": "2026-04-01", "回款金额": "5％"}],
+        "业绩目标": [{"row": 2, "年度": 2026, "工号": "E1", "保底目标": "100%", "挑战目标": 10}],
+    }
+    _, inputs, problems = read(tables)
+    errors = sorted((p.sheet, p.row, p.field, p.value) for p in problems.items if p.is_error)
+    assert errors == [("业绩目标", 2, "保底目标", "100%"), ("回款", 2, "回款金额", "5％"), ("订单", 2, "合同金额", "15%")]
+    assert all("不是百分比" in p.message for p in problems.items if p.is_error)
+    assert [(o.order_id, o.amount, o.margin) for o in inputs.orders] == [("O2", D("1000.50"), D("0.28"))]

@@ -91,6 +91,14 @@ def parse_decimal(value: Any) -> Any:
     return value
 
 
+def parse_money(value: Any) -> Any:
+    """An amount in 元: what parse_decimal reads, but a percentage typed as text ('15%') is not an
+    amount (it would silently become 0.15 元)."""
+    if isinstance(value, str) and value.strip().endswith(("%", "％")):
+        raise ValueError("应为金额（元），不是百分比")
+    return parse_decimal(value)
+
+
 def parse_int(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -201,8 +209,10 @@ Text = Annotated[str, BeforeValidator(parse_text)]
 OptText = Annotated[str | None, BeforeValidator(parse_text)]
 Num = Annotated[Decimal, BeforeValidator(parse_decimal)]
 OptNum = Annotated[Decimal | None, BeforeValidator(parse_decimal)]
-Money = Annotated[Decimal, BeforeValidator(parse_decimal), Field(ge=0)]
-OptMoney = Annotated[Annotated[Decimal, Field(ge=0)] | None, BeforeValidator(parse_decimal)]
+Amount = Annotated[Decimal, BeforeValidator(parse_money)]  # 元, any sign (a ledger's 追回 is negative)
+OptAmount = Annotated[Decimal | None, BeforeValidator(parse_money)]
+Money = Annotated[Decimal, BeforeValidator(parse_money), Field(ge=0)]
+OptMoney = Annotated[Annotated[Decimal, Field(ge=0)] | None, BeforeValidator(parse_money)]
 Fraction = Annotated[Decimal, BeforeValidator(parse_decimal), Field(ge=0, le=1)]
 Count = Annotated[int, BeforeValidator(parse_int)]
 Day = Annotated[dt.date, BeforeValidator(parse_date)]
@@ -261,11 +271,11 @@ MONTH_HEADERS = tuple(f"{m}月" for m in range(1, 13))
 class Target(Record):
     year: Count = Field(alias="年度", ge=2000, le=2100)
     rep_id: Text = Field(alias="工号")
-    floor: Num = Field(alias="保底目标")
-    challenge: Num = Field(alias="挑战目标")
-    self_reported: OptNum = Field(default=None, alias="自报目标")
+    floor: Amount = Field(alias="保底目标")
+    challenge: Amount = Field(alias="挑战目标")
+    self_reported: OptAmount = Field(default=None, alias="自报目标")
     # None means the column was blank: an all-blank split is an even split of the floor.
-    months: tuple[OptNum, ...] = Field(default=(None,) * 12)
+    months: tuple[OptAmount, ...] = Field(default=(None,) * 12)
 
     @classmethod
     def from_row(cls, values: dict[str, Any], row: int | None = None) -> Target:
@@ -298,7 +308,7 @@ class Order(Record):
 class Collection(Record):
     order_id: Text = Field(alias="订单号")
     date: Day = Field(alias="回款日期")
-    amount: Num = Field(alias="回款金额", gt=0)
+    amount: Amount = Field(alias="回款金额", gt=0)
 
 
 class Progress(Record):

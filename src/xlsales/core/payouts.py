@@ -15,7 +15,7 @@ from typing import NamedTuple
 from pydantic import Field
 
 from xlsales.core.commission import OrderEarnings
-from xlsales.core.models import Collection, Day, Num, OptDay, OptText, Order, Progress, Record, Text
+from xlsales.core.models import Amount, Collection, Day, OptDay, OptText, Order, Progress, Record, Text
 from xlsales.core.money import FEN, ONE, ZERO, exact_yuan, pct, to_fen, yuan
 from xlsales.core.problems import Problems
 from xlsales.core.rulebook import Rulebook, StageName
@@ -80,7 +80,7 @@ class LedgerEntry(Record):
     stage: OptText = Field(None, alias="阶段")
     event_date: Day = Field(alias="事件日期")
     due_date: OptDay = Field(None, alias="应发日期")
-    amount: Num = Field(alias="金额")
+    amount: Amount = Field(alias="金额")
     explanation: OptText = Field(None, alias="计算说明")
     status: OptText = Field(None, alias="状态")
     paid_date: OptDay = Field(None, alias="实发日期")

@@ -18,10 +18,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from xlsales.core.models import (
+    Amount,
     Count,
     Day,
     Fraction,
     Num,
+    OptAmount,
     OptNum,
     OptText,
     Record,
@@ -77,9 +79,9 @@ class Parameters(BaseModel):
                                      description="综合得分中月度关系得分的权重")
     attainment_cap: Num = Field(Decimal(2), alias="完成率上限", gt=0,
                                 description="综合得分里完成率最多计到这个倍数")
-    ranking_award: Num = Field(Decimal(0), alias="排名奖", ge=0,
+    ranking_award: Amount = Field(Decimal(0), alias="排名奖", ge=0,
                                description="每位前30%销售的排名奖金额（元），0 表示不发")
-    company_target: OptNum = Field(None, alias="公司年度目标", gt=0,
+    company_target: OptAmount = Field(None, alias="公司年度目标", gt=0,
                                    description="公司年度目标（元），用于与自下而上的目标对比；可留空")
 
 
