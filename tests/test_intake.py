@@ -6,7 +6,7 @@ import datetime as dt
 
 from builders import D
 from xlsales.core.intake import read_workbook_tables
-from xlsales.core.models import RepStatus
+from xlsales.core.models import RepStatus, Tier
 from xlsales.core.pipeline import compute
 from xlsales.core.problems import Problems
 from xlsales.core.rulebook import default_tables
@@ -121,3 +121,19 @@ def test_a_percentage_typed_in_a_money_column_is_an_error_not_a_few_fen():
     assert errors == [("业绩目标", 2, "保底目标", "100%"), ("回款", 2, "回款金额", "5％"), ("订单", 2, "合同金额", "15%")]
     assert all("不是百分比" in p.message for p in problems.items if p.is_error)
     assert [(o.order_id, o.amount, o.margin) for o in inputs.orders] == [("O2", D("1000.50"), D("0.28"))]
+
+
+def test_choices_ignore_surrounding_spaces_and_an_unknown_stance_is_warned_about():
+    """"在职 " is 在职 (it dropped the rep and every row that named it); a 立场 that is no tier is a
+    warning, since only 反对 counts and a typo of it would otherwise pass as 中立."""
+    tables = {**default_tables(),
+              "销售人员": [{"row": 2, "工号": "E1", "姓名": "甲", "状态": "在职 "}],
+              "客户": [{"row": 2, "客户编码": "C1", "客户名称": "甲", "客户经理": "E1", "立场": "反对的", "自评等级": " 支持"},
+                     {"row": 3, "客户编码": "C2", "客户名称": "乙", "客户经理": "E1", "立场": " 反对 "}],
+              "商机": [{"row": 2, "商机编码": "P1", "客户编码": "C1", "工号": "E1", "金额": 100, "状态": "赢单 ",
+                      "状态日期": "2026-03-01"}]}
+    _, inputs, problems = read(tables)
+    assert [r.rep_id for r in inputs.reps] == ["E1"] and [o.code for o in inputs.opportunities] == ["P1"]
+    assert [(c.code, c.stance, c.claimed_tier) for c in inputs.customers] == [("C1", "反对的", Tier.SUPPORT), ("C2", "反对", None)]
+    [warning] = problems.items
+    assert (warning.sheet, warning.row, warning.field, warning.value, warning.is_error) == ("客户", 2, "立场", "反对的", False)

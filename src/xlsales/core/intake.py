@@ -25,6 +25,7 @@ from xlsales.core.models import (
     Rep,
     Target,
     ThreeCCheck,
+    Tier,
 )
 from xlsales.core.payouts import COLLECTION_SHEET, PAYOUT_SHEET, PROGRESS_SHEET, LedgerEntry
 from xlsales.core.people import FIVE_WORD_SHEET
@@ -59,6 +60,7 @@ def read_inputs(tables: Tables, problems: Problems, log: ActivityLog | None = No
     records = {sheet: validate_rows(model, sheet, tables.get(sheet, []), problems)
                for sheet, model in RECORD_SHEETS.items()}
     _warn_blank_status(tables.get(REP_SHEET, []), {rep.row for rep in records[REP_SHEET]}, problems)
+    _warn_unknown_stance(tables.get(CUSTOMER_SHEET, []), {c.row for c in records[CUSTOMER_SHEET]}, problems)
     if log is None:
         entries = validate_rows(LogEntry, LOG_SHEET, tables.get(LOG_SHEET, []), problems)
         log = ActivityLog.from_entries(entries)
@@ -79,6 +81,18 @@ def _warn_blank_status(rows: list[RawRow], taken: set[int | None], problems: Pro
         status, rep_id = raw.get("状态"), raw.get("工号")
         if raw.get("row") in taken and (status is None or not str(status).strip()):
             problems.warn(REP_SHEET, raw.get("row"), "状态", "", f"工号“{rep_id}”的状态为空，按在职处理（参加排名）：请填写在职或离职")
+
+
+def _warn_unknown_stance(rows: list[RawRow], taken: set[int | None], problems: Problems) -> None:
+    """立场 counts only when it is 反对 (rules §2). Text that is not one of the four tiers is most
+    likely a typo of it ("反对的"), so the manager is told rather than left with a 中立 customer."""
+    tiers = [t.value for t in Tier]
+    for raw in rows:
+        stance = raw.get("立场")
+        text = str(stance).strip() if stance is not None else ""
+        if raw.get("row") in taken and text and text not in tiers:
+            problems.warn(CUSTOMER_SHEET, raw.get("row"), "立场", text,
+                          f"立场“{text}”不是{'、'.join(tiers)}之一，按未填处理（只有“反对”影响分级）：请改正或留空")
 
 
 def read_workbook_tables(tables: Tables, today: dt.date, problems: Problems,

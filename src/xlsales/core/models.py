@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -89,6 +89,11 @@ def parse_decimal(value: Any) -> Any:
             raise ValueError("应为数字")
         return number / 100 if percent else number
     return value
+
+
+def parse_choice(value: Any) -> Any:
+    """One of a list (状态, 等级 ...): surrounding spaces are not part of the choice ("在职 " is 在职)."""
+    return value.strip() or None if isinstance(value, str) else value
 
 
 def parse_money(value: Any) -> Any:
@@ -209,6 +214,8 @@ Text = Annotated[str, BeforeValidator(parse_text)]
 OptText = Annotated[str | None, BeforeValidator(parse_text)]
 Num = Annotated[Decimal, BeforeValidator(parse_decimal)]
 OptNum = Annotated[Decimal | None, BeforeValidator(parse_decimal)]
+_Option = TypeVar("_Option")
+Choice = Annotated[_Option, BeforeValidator(parse_choice)]  # Choice[RepStatus]: one of an Enum's values
 Amount = Annotated[Decimal, BeforeValidator(parse_money)]  # 元, any sign (a ledger's 追回 is negative)
 OptAmount = Annotated[Decimal | None, BeforeValidator(parse_money)]
 Money = Annotated[Decimal, BeforeValidator(parse_money), Field(ge=0)]
@@ -234,7 +241,7 @@ class Rep(Record):
     rep_id: Text = Field(alias="工号")
     name: Text = Field(alias="姓名")
     region: OptText = Field(default=None, alias="区域")
-    status: RepStatus = Field(default=RepStatus.ACTIVE, alias="状态")
+    status: Choice[RepStatus] = Field(default=RepStatus.ACTIVE, alias="状态")
 
 
 class Customer(Record):
@@ -246,7 +253,7 @@ class Customer(Record):
     must_win: YesNo = Field(default=False, alias="必保")
     breakthrough_award: OptMoney = Field(default=None, alias="战略突破奖")
     stance: OptText = Field(default=None, alias="立场")
-    claimed_tier: Tier | None = Field(default=None, alias="自评等级")
+    claimed_tier: Choice[Tier | None] = Field(default=None, alias="自评等级")
     key_watch: YesNo = Field(default=False, alias="重点")  # optional column: the founder's watchlist
 
 
@@ -289,7 +296,7 @@ class Opportunity(Record):
     customer: Text = Field(alias="客户编码")
     rep_id: Text = Field(alias="工号")
     amount: Money = Field(alias="金额")
-    status: OpportunityStatus = Field(alias="状态")
+    status: Choice[OpportunityStatus] = Field(alias="状态")
     status_date: OptDay = Field(default=None, alias="状态日期")
     expected_month: OptMonth = Field(default=None, alias="预计签约月")
     pause_reason: OptText = Field(default=None, alias="暂缓原因")

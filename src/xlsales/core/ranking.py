@@ -13,7 +13,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from xlsales.core.dates import previous_month_label
-from xlsales.core.models import Count, Num, OptNum, Record, Text
+from xlsales.core.models import Choice, Count, Num, OptNum, Record, Text
 from xlsales.core.money import round_to
 
 HISTORY_SHEET = "排名历史"
@@ -58,7 +58,7 @@ class HistoryEntry(Record):
     attainment: OptNum = Field(None, alias="业绩完成率")
     relationship: Num = Field(Decimal(0), alias="月度关系得分")
     score: Num = Field(alias="综合得分")
-    group: Group = Field(alias="分组")
+    group: Choice[Group] = Field(alias="分组")
     bottom_streak: Count = Field(0, alias="连续垫底月数", ge=0)
 
     def to_row(self) -> RankingRow:

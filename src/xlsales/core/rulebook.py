@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from xlsales.core.models import (
     Amount,
+    Choice,
     Count,
     Day,
     Fraction,
@@ -119,7 +120,7 @@ def _split_indicators(value: Any) -> Any:
 
 
 class TierRule(Record):
-    tier: Tier = Field(alias="等级")
+    tier: Choice[Tier] = Field(alias="等级")
     min_score: OptNum = Field(None, alias="最低关系分")
     indicators: frozenset[str] = Field(frozenset(), alias="必备指标")
     probability: Fraction = Field(alias="赢单概率")
@@ -134,7 +135,7 @@ class BandStart(StrEnum):
 
 
 class Band(Record):
-    start: BandStart = Field(alias="起点")
+    start: Choice[BandStart] = Field(alias="起点")
     multiplier: Num = Field(alias="倍数", ge=0)
 
     @field_validator("start", mode="before")
@@ -153,7 +154,7 @@ class StageName(StrEnum):
 
 
 class Stage(Record):
-    stage: StageName = Field(alias="阶段")
+    stage: Choice[StageName] = Field(alias="阶段")
     share: Fraction = Field(alias="比例")
 
 
