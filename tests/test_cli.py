@@ -413,3 +413,15 @@ def test_the_early_log_read_finds_the_workbook_among_the_arguments(monkeypatch, 
                  ["demo", "a.xlsx"], ["compute"], ["init", "a.xlsx"]):
         cli._early_log_read(argv)
     assert seen == ["a.xlsx", "a.xlsx", "a.xlsx"]
+
+
+def test_a_cell_reported_as_unusable_is_not_also_called_blank(tmp_path):
+    """20260305 typed as a number into a date column: one error on that cell (the date is out of
+    range), not a second one saying 签约日期 is required and blank."""
+    path = tmp_path / "b.xlsx"
+    write_tables(path, golden_tables(订单=[{"订单号": "SO1", "签约日期": 20260305, "工号": "E1", "客户编码": "C1",
+                                           "合同金额": 15_000_000, "毛利率": Decimal("0.28")}]))
+    assert main(["validate", str(path)]) == 1
+    on_the_order = [p for p in records(path, "校验结果") if p["工作表"] == "订单"]
+    assert [(p["单元格"], p["级别"]) for p in on_the_order] == [("B2", "错误")]
+    assert "必填" not in on_the_order[0]["说明"]

@@ -42,7 +42,7 @@ def test_bad_cells_are_reported_with_field_and_value_and_rows_left_out():
     ])
     messages = {p.field: p.message for p in problems.items}
     assert messages["合同金额"] == "合同金额应为数字"
-    assert "日期不存在" in messages["签约日期"]
+    assert "是不存在的日期" in messages["签约日期"]
     assert "不能大于 1" in messages["毛利率"]
     [good] = inputs.orders
     assert (good.order_id, good.rep_id, good.amount, good.margin) == ("O3", "1001", D("1000.50"), D("0.25"))

@@ -29,7 +29,7 @@ from xlsales.core.intake import read_workbook_tables
 from xlsales.core.models import LogEntry
 from xlsales.core.pipeline import compute
 from xlsales.core.problems import Level, Problem, Problems
-from xlsales.core.validation import validate_rows
+from xlsales.core.validation import REPORTED, validate_rows
 from xlsales.demo import DEMO_DATE, demo_tables
 
 xlsxwriter = pytest.importorskip("xlsxwriter")
@@ -374,10 +374,11 @@ def test_rare_cell_types_on_the_fast_path(tmp_path):
     data = read_workbook(craft_book(tmp_path / "f.xlsx", {"回款": body}, strings=strings, xfs=(0, 14)))
     assert data.columns["回款"] == {"订单号": "A", "回款日期": "B", "回款金额": "C"}
     rows = {r["row"]: r for r in data.tables["回款"]}
-    assert rows[2] == {"row": 2, "订单号": "A&B\r", "回款日期": dt.date(2025, 12, 19)}
-    assert rows[3] == {"row": 3, "订单号": " SO2 "}
+    # a cell reported as an error is named under REPORTED, so that intake does not call it blank too
+    assert rows[2] == {"row": 2, "订单号": "A&B\r", "回款日期": dt.date(2025, 12, 19), REPORTED: {"回款金额"}}
+    assert rows[3] == {"row": 3, "订单号": " SO2 ", REPORTED: {"回款日期"}}  # 回款金额: a warning only
     assert rows[4] == {"row": 4, "订单号": "a<b", "回款日期": dt.date(2026, 3, 5), "回款金额": True}
-    assert rows[5] == {"row": 5, "回款金额": Decimal("1.5E3")}
+    assert rows[5] == {"row": 5, "回款金额": Decimal("1.5E3"), REPORTED: {"订单号", "回款日期"}}
     found = problems_at(data, "回款")
     assert found[(2, "回款金额")].value == "#N/A" and found[(2, "回款金额")].is_error
     assert found[(3, "回款日期")].is_error and "超出范围" in found[(3, "回款日期")].message

@@ -64,6 +64,7 @@ from xlsales.core.ranking import HISTORY_SHEET
 from xlsales.core.rulebook import BAND_SHEET, CATALOG_SHEET, PARAM_SHEET, ROLE_SHEET, STAGE_SHEET, TIER_SHEET
 from xlsales.core.targets import TARGET_SHEET
 from xlsales.core.tiers import OPPORTUNITY_SHEET
+from xlsales.core.validation import REPORTED
 
 # --- the contract (shared/spec/workbook.md): sheets read, their required headers, date columns ---
 
@@ -326,13 +327,16 @@ class _SheetReader:
                         value = _code_text(value)
             except _CellIssue as issue:
                 problems.append(Problem(issue.level, sheet, current["row"], header, issue.value, issue.message))
+                if issue.level is Level.ERROR:
+                    current.setdefault(REPORTED, set()).add(header)
                 continue
             except (ValueError, InvalidOperation, OverflowError):
                 problems.append(Problem(Level.ERROR, sheet, current["row"], header, v.decode(errors="replace"),
                                         "单元格的值无法识别：请重新输入"))
+                current.setdefault(REPORTED, set()).add(header)
                 continue
             current[header] = value
-        return sorted((r for r in by_row.values() if len(r) > 1), key=lambda r: r["row"])
+        return sorted((r for r in by_row.values() if len(r) > 1 + (REPORTED in r)), key=lambda r: r["row"])
 
     def _col(self, letters: bytes) -> int:
         index = self._columns.get(letters)
@@ -557,6 +561,8 @@ def _rows(sheet: _Sheet, problems: list[Problem]) -> list[dict[str, Any]]:
             continue
         if isinstance(value, _CellIssue):
             problems.append(Problem(value.level, sheet.name, row, header, value.value, value.message))
+            if value.level is Level.ERROR:
+                by_row.setdefault(row, {"row": row}).setdefault(REPORTED, set()).add(header)
             continue
         if isinstance(value, str):
             if not value.strip():
@@ -569,7 +575,7 @@ def _rows(sheet: _Sheet, problems: list[Problem]) -> list[dict[str, Any]]:
         if current is None:
             current = by_row[row] = {"row": row}
         current[header] = value
-    rows = sorted(by_row.values(), key=lambda r: r["row"])
+    rows = sorted((r for r in by_row.values() if len(r) > 1 + (REPORTED in r)), key=lambda r: r["row"])
     _parameter_warnings(sheet.name, rows, problems)
     return rows
 

@@ -129,7 +129,7 @@ def parse_date(value: Any) -> Any:
         try:
             return dt.date(year, month, day)
         except ValueError:
-            raise ValueError("日期不存在") from None
+            raise ValueError("是不存在的日期：请核对年、月、日") from None
     return value
 
 

@@ -55,6 +55,11 @@ def field_of(loc: tuple[Any, ...]) -> str:
     return str(loc[0]) if loc else ""
 
 
+# A raw row may list, under this key, the fields whose cell an adapter has already reported as an
+# error (a number where a date goes, an error value ...): the value is gone, and a second error
+# saying the field is blank would only mislead.
+REPORTED = "_reported"
+
 CHUNK_ROWS = 1_000  # rows validated in one call; a chunk with a bad row is validated row by row
 
 
@@ -89,12 +94,15 @@ def _validate_each(model: type[M], sheet: str, rows: Iterable[RawRow], problems:
         row = raw.get("row")
         try:
             if model is Target:
-                values = {k: v for k, v in raw.items() if k != "row"}
+                values = {k: v for k, v in raw.items() if k not in ("row", REPORTED)}
                 good.append(Target.from_row(values, row))  # type: ignore[arg-type]
             else:
                 good.append(model.model_validate(raw))
         except ValidationError as exc:
+            reported = raw.get(REPORTED, ())
             for error in exc.errors():
                 field = field_of(tuple(error["loc"]))
+                if error["type"] == "missing" and field in reported:
+                    continue  # the cell's own error says what is wrong with it
                 problems.error(sheet, row, field, raw.get(field), f"{field}{explain(error)}")
     return good
