@@ -322,3 +322,13 @@ def test_collections_and_progress_after_the_evaluation_date_are_left_out_with_on
 def test_a_collection_of_an_order_that_is_nowhere_is_still_an_error():
     _, problems = run(inputs(collections=[collection("O9", "2026-04-01", 1, row=5)]))
     assert [(p.sheet, p.row, p.field, p.is_error) for p in problems.items] == [("回款", 5, "订单号", True)]
+
+
+def test_a_collection_or_progress_dated_before_the_signing_is_an_error_and_releases_nothing():
+    """A release dated before its order existed is a typo to fix, not a payout line."""
+    results, problems = run(inputs(collections=[collection("O1", "2026-02-01", 6_000_000, row=2)],
+                                   progress=[progress("O1", "2026-03-01", "0.5")]))
+    assert [(p.sheet, p.row, p.field, p.is_error) for p in problems.items] == [("回款", 2, "回款日期", True),
+                                                                                ("进度", None, "日期", True)]
+    assert "早于订单“O1”的签约日期 2026-03-05" in problems.items[0].message
+    assert [x.stage for x in lines_of(results)] == ["签约"]

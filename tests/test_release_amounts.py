@@ -7,7 +7,8 @@ The formula, per component (commission, margin bonus) with exact total T:
   where 签约 and 完工 count 1 once reached, 收入确认 the highest cumulative completion so far and
   回款 min(collected ÷ contract, 1) as a Decimal quotient in the default 28-digit context;
   line(event) = round_half_up(T × released(event), 0.01) − round_half_up(T × released(before), 0.01),
-  events in (date, stage order), same-day collections or progress one event, lines of 0 left out.
+  events in (date, stage order), same-day collections or progress one event, lines of 0 left out;
+  collections and progress dated before the signing count for nothing (they are errors).
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def formula_lines(book: Rulebook, order: Order, totals: dict[Item, Decimal], col
                   progress: list[Progress]) -> list[tuple[str, str, dt.date, dt.date, Decimal, PayStatus]]:
     """(line ID, stage, event date, due date, amount, status) by the formula in the module docstring."""
     ev = book.evaluation_date
+    # a collection or progress dated before the signing is an error and counts for nothing
+    collections = [c for c in collections if c.date >= order.signed]
+    progress = [p for p in progress if p.date >= order.signed]
     shares = {s.stage.value: s.share for s in book.stages if s.share > 0}
     events: list[tuple[dt.date, int, str, Decimal]] = []  # (date, stage order, stage, the stage's progress after)
     if "签约" in shares:

@@ -207,7 +207,10 @@ class OrderEvents:
         rows: dict[str, list[Collection]] = defaultdict(list)
         after: list[Collection | Progress] = []
         for c in collections:
-            if c.order_id in orders and c.date <= evaluation_date:
+            if c.order_id in orders and c.date < orders[c.order_id].signed:
+                problems.error(COLLECTION_SHEET, c.row, "回款日期", c.date,
+                               f"回款日期早于订单“{c.order_id}”的签约日期 {orders[c.order_id].signed}：请核对回款日期（这一行不计算）")
+            elif c.order_id in orders and c.date <= evaluation_date:
                 rows[c.order_id].append(c)
             elif c.order_id in orders or c.order_id in later:
                 after.append(c)
@@ -227,7 +230,10 @@ class OrderEvents:
             _flag_over_collection(orders[order_id], mine, problems)
         after = []
         for p in progress:
-            if p.order_id in orders and p.date <= evaluation_date:
+            if p.order_id in orders and p.date < orders[p.order_id].signed:
+                problems.error(PROGRESS_SHEET, p.row, "日期", p.date,
+                               f"进度日期早于订单“{p.order_id}”的签约日期 {orders[p.order_id].signed}：请核对日期（这一行不计算）")
+            elif p.order_id in orders and p.date <= evaluation_date:
                 self.progress.setdefault(p.order_id, []).append((p.date, p.cumulative))
             elif p.order_id in orders or p.order_id in later:
                 after.append(p)
