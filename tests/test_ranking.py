@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from builders import D, book, customer, entry, log, order, rep, run, target, team
 from xlsales.core.payouts import Item
 from xlsales.core.pipeline import Inputs
-from xlsales.core.ranking import Group, HistoryEntry, assign_groups, composite_score, group_sizes, rank_month
+from xlsales.core.ranking import Group, HistoryEntry, RankingRow, assign_groups, composite_score, group_sizes, rank_month
 
 T, M, B = Group.TOP, Group.MIDDLE, Group.BOTTOM
 
@@ -88,6 +89,24 @@ def test_history_replaces_the_month_and_counts_consecutive_bottom_months():
     assert by_rep["E1"].bottom_streak == 0
     assert [r.month for r in merged].count("2026-06") == 3
     assert {r.month for r in merged} == {"2026-02", "2026-03", "2026-04", "2026-05", "2026-06"}
+
+
+def test_recomputing_an_earlier_month_recounts_the_later_months_bottom_streaks():
+    """E2 was in 后15% in March, April and May (1, 2, 3, 需帮扶). A forgotten April order moves E2 out
+    of it when April is recomputed: April alone is ranked again, and May now counts 1, not 3."""
+    from xlsales.core.ranking import Contender
+
+    def bottom(month: str, streak: int) -> RankingRow:
+        return replace(history_row(month, "E2", "后15%").to_row(), bottom_streak=streak)
+
+    earlier = [bottom("2026-03", 1), bottom("2026-04", 2), bottom("2026-05", 3), history_row("2026-05", "E1", "前30%").to_row()]
+    people = [Contender("E1", "E1", D(0), D(0)), Contender("E2", "E2", D(1), D(0)), Contender("E3", "E3", D("0.5"), D(0))]
+    rows, merged = rank_month("2026-04", people, earlier, D("0.6"), D("0.4"), D(2), D("0.3"), D("0.15"))
+    assert next(r for r in rows if r.rep_id == "E2").group is not B
+    streaks = {(r.month, r.rep_id): (r.group, r.bottom_streak, r.needs_help) for r in merged if r.rep_id in ("E1", "E2")}
+    assert streaks[("2026-05", "E2")] == (B, 1, False)  # the group of May is kept; its count follows the history
+    assert streaks[("2026-03", "E2")] == (B, 1, False)
+    assert streaks[("2026-04", "E1")] == (B, 1, False) and streaks[("2026-05", "E1")][1] == 0
 
 
 def test_a_gap_month_breaks_the_streak():

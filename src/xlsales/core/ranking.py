@@ -6,7 +6,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 
@@ -117,17 +117,25 @@ def rank_month(month: str, contenders: Iterable[Contender], history: Iterable[Ra
     ordered = sorted(scores)
     earlier = [r for r in history if r.month != month]
     bottom_months = {(r.month, r.rep_id) for r in earlier if r.group is Group.BOTTOM}
+    bottom_months |= {(month, p.rep_id) for p, g in zip(people, groups, strict=True) if g is Group.BOTTOM}
     rows: list[RankingRow] = []
     for person, score, group in zip(people, scores, groups, strict=True):
-        streak = 0
-        if group is Group.BOTTOM:
-            streak, label = 1, previous_month_label(month)
-            while (label, person.rep_id) in bottom_months:
-                streak += 1
-                label = previous_month_label(label)
         rank = 1 + len(ordered) - bisect.bisect_right(ordered, score)  # competition rank: 1, 2, 2, 4
         rows.append(RankingRow(month, rank, person.rep_id, person.name, person.attainment, person.relationship,
-                               score, group, streak))
+                               score, group, _bottom_streak(month, person.rep_id, bottom_months)))
     rows.sort(key=lambda r: (r.rank, r.rep_id))
+    # Only this month is ranked again, but a later month's 连续垫底月数 counts this one: when an
+    # earlier month is recomputed, the later months' counts follow the history as it now is.
+    earlier = [replace(r, bottom_streak=_bottom_streak(r.month, r.rep_id, bottom_months)) if r.month > month else r
+               for r in earlier]
     merged = sorted(earlier + rows, key=lambda r: (r.month, r.rank, r.rep_id))
     return rows, merged
+
+
+def _bottom_streak(month: str, rep_id: str, bottom_months: set[tuple[str, str]]) -> int:
+    """How many months in a row, up to and including `month`, the rep was in 后15% (0 if not now)."""
+    streak, label = 0, month
+    while (label, rep_id) in bottom_months:
+        streak += 1
+        label = previous_month_label(label)
+    return streak
