@@ -137,3 +137,30 @@ def test_choices_ignore_surrounding_spaces_and_an_unknown_stance_is_warned_about
     assert [(c.code, c.stance, c.claimed_tier) for c in inputs.customers] == [("C1", "反对的", Tier.SUPPORT), ("C2", "反对", None)]
     [warning] = problems.items
     assert (warning.sheet, warning.row, warning.field, warning.value, warning.is_error) == ("客户", 2, "立场", "反对的", False)
+
+
+def test_a_reference_to_a_row_left_out_for_a_bad_cell_names_that_row_not_a_missing_key():
+    """One bad 毛利率 used to make every collection of its order 'unknown' (请核对订单号), sending the
+    clerk after the wrong mistake; so did a customer left out for a bad 自评等级, in every sheet that
+    names it, and an order left out for that customer, in its collections."""
+    tables = {
+        **default_tables(),
+        "参数": [{"row": 2, "参数": "评估日期", "值": "2026-06-30"}],
+        "销售人员": [{"row": 2, "工号": "E1", "姓名": "甲", "状态": "在职"}],
+        "客户": [{"row": 2, "客户编码": "C1", "客户名称": "甲", "客户经理": "E1"},
+                 {"row": 3, "客户编码": "C2", "客户名称": "乙", "客户经理": "E1", "自评等级": "铁杆客户"}],
+        "订单": [{"row": 2, "订单号": "O1", "签约日期": "2026-03-05", "工号": "E1", "客户编码": "C1", "合同金额": 100,
+                  "毛利率": "abc"},
+                 {"row": 3, "订单号": "O2", "签约日期": "2026-03-05", "工号": "E1", "客户编码": "C2", "合同金额": 100,
+                  "毛利率": 0.3}],
+        "回款": [{"row": 2, "订单号": "O1", "回款日期": "2026-04-01", "回款金额": 50},
+                 {"row": 3, "订单号": "O2", "回款日期": "2026-04-01", "回款金额": 50},
+                 {"row": 4, "订单号": "O9", "回款日期": "2026-04-01", "回款金额": 50}],
+    }
+    rules, inputs, problems = read(tables)
+    compute(inputs, rules, problems)
+    said = {(p.sheet, p.row, p.field): p.message for p in problems.items if p.is_error}
+    assert "“O1”在“订单”表第 2 行，但那一行有错误" in said[("回款", 2, "订单号")]
+    assert "“C2”在“客户”表第 3 行，但那一行有错误" in said[("订单", 3, "客户编码")]
+    assert "“O2”在“订单”表第 3 行" in said[("回款", 3, "订单号")]
+    assert said[("回款", 4, "订单号")] == "订单表里没有订单号“O9”：请核对订单号"  # really missing: as before

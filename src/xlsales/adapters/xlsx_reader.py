@@ -55,10 +55,9 @@ from xlsales.adapters.xlsx_package import (
 from xlsales.adapters.xlsx_writer import column_letter
 from xlsales.core.accounts import THREE_C_SHEET
 from xlsales.core.activity import LOG_HEADERS, LOG_SCHEMA, LOG_SHEET, ActivityLog
-from xlsales.core.models import MONTH_HEADERS
+from xlsales.core.models import CUSTOMER_SHEET, MONTH_HEADERS, ORDER_SHEET, REP_SHEET
 from xlsales.core.payouts import COLLECTION_SHEET, PAYOUT_SHEET, PROGRESS_SHEET
 from xlsales.core.people import FIVE_WORD_SHEET
-from xlsales.core.pipeline import CUSTOMER_SHEET, ORDER_SHEET, REP_SHEET
 from xlsales.core.problems import Level, Problem
 from xlsales.core.ranking import HISTORY_SHEET
 from xlsales.core.rulebook import BAND_SHEET, CATALOG_SHEET, PARAM_SHEET, ROLE_SHEET, STAGE_SHEET, TIER_SHEET

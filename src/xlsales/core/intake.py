@@ -15,6 +15,9 @@ from typing import Any
 from xlsales.core.accounts import THREE_C_SHEET
 from xlsales.core.activity import LOG_SHEET, ActivityLog
 from xlsales.core.models import (
+    CUSTOMER_SHEET,
+    ORDER_SHEET,
+    REP_SHEET,
     Collection,
     Customer,
     FiveWordRating,
@@ -26,11 +29,12 @@ from xlsales.core.models import (
     Target,
     ThreeCCheck,
     Tier,
+    parse_text,
 )
 from xlsales.core.payouts import COLLECTION_SHEET, PAYOUT_SHEET, PROGRESS_SHEET, LedgerEntry
 from xlsales.core.people import FIVE_WORD_SHEET
-from xlsales.core.pipeline import CUSTOMER_SHEET, ORDER_SHEET, REP_SHEET, Inputs
-from xlsales.core.problems import Problems
+from xlsales.core.pipeline import Inputs
+from xlsales.core.problems import Problems, Rejected
 from xlsales.core.ranking import HISTORY_SHEET, HistoryEntry
 from xlsales.core.rulebook import Rulebook, build_rulebook
 from xlsales.core.targets import TARGET_SHEET
@@ -64,13 +68,29 @@ def read_inputs(tables: Tables, problems: Problems, log: ActivityLog | None = No
     if log is None:
         entries = validate_rows(LogEntry, LOG_SHEET, tables.get(LOG_SHEET, []), problems)
         log = ActivityLog.from_entries(entries)
+    rejected = Rejected({sheet: _left_out(tables.get(sheet, []), records[sheet], key) for sheet, key in KEYS.items()})
     return Inputs(
         reps=records[REP_SHEET], customers=records[CUSTOMER_SHEET], log=log, targets=records[TARGET_SHEET],
         opportunities=records[OPPORTUNITY_SHEET], orders=records[ORDER_SHEET],
         collections=records[COLLECTION_SHEET], progress=records[PROGRESS_SHEET],
         ledger=records[PAYOUT_SHEET], history=records[HISTORY_SHEET],
-        five_words=records[FIVE_WORD_SHEET], three_c=records[THREE_C_SHEET],
+        five_words=records[FIVE_WORD_SHEET], three_c=records[THREE_C_SHEET], rejected=rejected,
     )
+
+
+# the sheets other sheets refer to, by their key column
+KEYS = {REP_SHEET: "工号", CUSTOMER_SHEET: "客户编码", ORDER_SHEET: "订单号"}
+
+
+def _left_out(rows: list[RawRow], records: list[Any], header: str) -> dict[str, int | None]:
+    """The keys of the rows validation left out (a bad cell), with the first such row."""
+    taken = {record.row for record in records}
+    out: dict[str, int | None] = {}
+    for raw in rows:
+        key = parse_text(raw.get(header)) if raw.get("row") not in taken else None
+        if isinstance(key, str):
+            out.setdefault(key, raw.get("row"))
+    return out
 
 
 def _warn_blank_status(rows: list[RawRow], taken: set[int | None], problems: Problems) -> None:

@@ -45,6 +45,11 @@ class OpportunityStatus(StrEnum):
 
 APPROVED = "已批准"
 
+# the sheets whose keys other sheets refer to (workbook.md)
+REP_SHEET = "销售人员"
+CUSTOMER_SHEET = "客户"
+ORDER_SHEET = "订单"
+
 
 # --- cell value parsers: forgiving about how Excel hands values over, strict about meaning ---
 

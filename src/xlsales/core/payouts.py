@@ -15,9 +15,9 @@ from typing import NamedTuple
 from pydantic import Field
 
 from xlsales.core.commission import OrderEarnings
-from xlsales.core.models import Amount, Collection, Day, OptDay, OptText, Order, Progress, Record, Text
+from xlsales.core.models import ORDER_SHEET, Amount, Collection, Day, OptDay, OptText, Order, Progress, Record, Text
 from xlsales.core.money import FEN, ONE, ZERO, exact_yuan, pct, to_fen, yuan
-from xlsales.core.problems import Problems
+from xlsales.core.problems import Problems, Rejected
 from xlsales.core.rulebook import Rulebook, StageName
 
 PAYOUT_SHEET = "提成发放表"
@@ -201,7 +201,9 @@ class OrderEvents:
     after it (`later`), are left out with one warning a sheet, as orders and log entries are."""
 
     def __init__(self, orders: dict[str, Order], collections: Iterable[Collection], progress: Iterable[Progress],
-                 evaluation_date: dt.date, problems: Problems, later: AbstractSet[str] = frozenset()) -> None:
+                 evaluation_date: dt.date, problems: Problems, later: AbstractSet[str] = frozenset(),
+                 rejected: Rejected | None = None) -> None:
+        rejected = rejected or Rejected()
         self.collections: dict[str, list[tuple[dt.date, Decimal]]] = {}
         self.progress: dict[str, list[tuple[dt.date, Decimal]]] = {}
         rows: dict[str, list[Collection]] = defaultdict(list)
@@ -215,8 +217,8 @@ class OrderEvents:
             elif c.order_id in orders or c.order_id in later:
                 after.append(c)
             else:
-                problems.error(COLLECTION_SHEET, c.row, "订单号", c.order_id,
-                               f"订单表里没有订单号“{c.order_id}”：请核对订单号")
+                problems.error(COLLECTION_SHEET, c.row, "订单号", c.order_id, rejected.message(
+                    ORDER_SHEET, c.order_id, f"订单表里没有订单号“{c.order_id}”：请核对订单号"))
         _warn_after(COLLECTION_SHEET, "回款日期", "笔回款", after, evaluation_date, problems)
         for order_id, mine in rows.items():
             mine.sort(key=lambda c: (c.date, c.row or 0))
@@ -238,8 +240,8 @@ class OrderEvents:
             elif p.order_id in orders or p.order_id in later:
                 after.append(p)
             else:
-                problems.error(PROGRESS_SHEET, p.row, "订单号", p.order_id,
-                               f"订单表里没有订单号“{p.order_id}”：请核对订单号")
+                problems.error(PROGRESS_SHEET, p.row, "订单号", p.order_id, rejected.message(
+                    ORDER_SHEET, p.order_id, f"订单表里没有订单号“{p.order_id}”：请核对订单号"))
         _warn_after(PROGRESS_SHEET, "日期", "条进度", after, evaluation_date, problems)
         for order_id, points in self.progress.items():
             points.sort()

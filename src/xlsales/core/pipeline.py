@@ -19,6 +19,9 @@ from xlsales.core.activity import ActivityLog
 from xlsales.core.commission import OrderEarnings, breakthrough_winners, year_earnings
 from xlsales.core.dates import month_end, month_label
 from xlsales.core.models import (
+    CUSTOMER_SHEET,
+    ORDER_SHEET,
+    REP_SHEET,
     Collection,
     Customer,
     FiveWordRating,
@@ -47,17 +50,13 @@ from xlsales.core.payouts import (
     single_line,
 )
 from xlsales.core.people import FiveWordRow, five_word_summary
-from xlsales.core.problems import Problem, Problems
+from xlsales.core.problems import Problem, Problems, Rejected
 from xlsales.core.ranking import HISTORY_SHEET, Contender, Group, HistoryEntry, RankingRow, rank_month
 from xlsales.core.relationship import check_log_references, evaluate_log
 from xlsales.core.rulebook import Rulebook, StageName
 from xlsales.core.targets import TargetGap, check_targets, floor_to_date, target_gap
 from xlsales.core.tiers import OPPORTUNITY_SHEET, CustomerRating, ForecastRow, forecast, rate_customers
 from xlsales.core.watchlist import WatchRow, watchlist
-
-REP_SHEET = "销售人员"
-CUSTOMER_SHEET = "客户"
-ORDER_SHEET = "订单"
 
 
 @dataclass
@@ -71,6 +70,7 @@ class Inputs:
     collections: list[Collection] = field(default_factory=list)
     progress: list[Progress] = field(default_factory=list)
     ledger: list[LedgerEntry] = field(default_factory=list)  # the 提成发放表 as finance left it
+    rejected: Rejected = field(default_factory=Rejected)  # keys of rows left out for a bad cell
     history: list[HistoryEntry] = field(default_factory=list)  # the 排名历史 so far
     five_words: list[FiveWordRating] = field(default_factory=list)  # 5词评价 (optional sheet)
     three_c: list[ThreeCCheck] = field(default_factory=list)  # 3C清单 (optional sheet)
@@ -185,6 +185,7 @@ class _Checked:
     later_orders: set[str]  # signed after the evaluation date: left out, their collections too
     opportunities: list[Opportunity]
     targets: dict[tuple[int, str], Target]
+    rejected: Rejected  # the input's rejected keys, and the orders left out for a bad reference
 
 
 def _check_records(inputs: Inputs, ev: dt.date, problems: Problems) -> _Checked:
@@ -196,11 +197,12 @@ def _check_records(inputs: Inputs, ev: dt.date, problems: Problems) -> _Checked:
         for attr, header in (("account_manager", "客户经理"), ("tech_manager", "技术经理"), ("service_manager", "服务经理")):
             code = getattr(c, attr)
             if code is not None and code not in reps:
-                problems.error(CUSTOMER_SHEET, c.row, header, code, f"{header}“{code}”不在销售人员表里：请填工号")
-    orders, later = _valid_orders(inputs.orders, reps, customers, ev, problems)
-    opportunities = _valid_opportunities(inputs.opportunities, reps, customers, problems)
-    targets = check_targets(inputs.targets, set(reps), problems)
-    return _Checked(reps, customers, orders, later, opportunities, targets)
+                problems.error(CUSTOMER_SHEET, c.row, header, code, inputs.rejected.message(
+                    REP_SHEET, code, f"{header}“{code}”不在销售人员表里：请填工号"))
+    orders, later, dropped = _valid_orders(inputs.orders, reps, customers, ev, problems, inputs.rejected)
+    opportunities = _valid_opportunities(inputs.opportunities, reps, customers, problems, inputs.rejected)
+    targets = check_targets(inputs.targets, set(reps), problems, inputs.rejected)
+    return _Checked(reps, customers, orders, later, opportunities, targets, inputs.rejected.with_rows(ORDER_SHEET, dropped))
 
 
 def check_without_rules(inputs: Inputs, problems: Problems) -> None:
@@ -210,8 +212,9 @@ def check_without_rules(inputs: Inputs, problems: Problems) -> None:
     second list of problems only then (rules §6: all problems at once). Nothing is compared with
     评估日期, itself a parameter; the log's actions and roles need the rule tables."""
     checked = _check_records(inputs, dt.date.max, problems)
-    OrderEvents(checked.orders, inputs.collections, inputs.progress, dt.date.max, problems, checked.later_orders)
-    check_log_references(inputs.log, set(checked.reps), set(checked.customers), problems)
+    OrderEvents(checked.orders, inputs.collections, inputs.progress, dt.date.max, problems, checked.later_orders,
+                checked.rejected)
+    check_log_references(inputs.log, set(checked.reps), set(checked.customers), problems, inputs.rejected)
 
 
 def _prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
@@ -248,7 +251,7 @@ def _prepare(inputs: Inputs, book: Rulebook) -> OrderSide:
                           f"订单“{e.order.order_id}”毛利率 {pct(e.order.margin)} 低于红线 "
                           f"{pct(book.params.margin_red_line)}：不计提成和毛利奖（计入业绩）")
 
-    events = OrderEvents(orders, inputs.collections, inputs.progress, ev, problems, checked.later_orders)
+    events = OrderEvents(orders, inputs.collections, inputs.progress, ev, problems, checked.later_orders, checked.rejected)
     side = OrderSide(reps, customers, orders, opportunities, targets, gap, frozen, [], before_log, problems.items)
     plan = ReleasePlan(book)
     fresh = side.fresh
@@ -271,7 +274,7 @@ def _compute(inputs: Inputs, book: Rulebook, problems: Problems, side: OrderSide
     # Its problems are reported after the order side's first ones, as if checked in that order.
     log_problems = Problems()
     facts = evaluate_log(inputs.log, book, {r.rep_id for r in inputs.reps}, {c.code for c in inputs.customers},
-                         log_problems)
+                         log_problems, inputs.rejected)
     if side is None:
         side = _prepare(inputs, book)
     reps, customers, orders, targets = side.reps, side.customers, side.orders, side.targets
@@ -372,9 +375,10 @@ def _attainment(orders: Decimal, target_to_date: Decimal, cap: Decimal) -> Decim
 
 
 def _valid_orders(orders: list[Order], reps: dict[str, Rep], customers: dict[str, Customer], ev: dt.date,
-                  problems: Problems) -> tuple[dict[str, Order], set[str]]:
-    """The orders that count, and the IDs of those signed after the evaluation date (left out, with
-    one warning: their collections and progress are left out with them, not unknown)."""
+                  problems: Problems, rejected: Rejected) -> tuple[dict[str, Order], set[str], dict[str, int | None]]:
+    """The orders that count, the IDs of those signed after the evaluation date (left out, with
+    one warning: their collections and progress are left out with them, not unknown), and those
+    left out for an error here, with their row."""
     good: dict[str, Order] = {}
     future: list[Order] = []
     for order in orders:
@@ -384,10 +388,12 @@ def _valid_orders(orders: list[Order], reps: dict[str, Rep], customers: dict[str
                            f"订单号“{order.order_id}”重复（第 {good[order.order_id].row} 行已有）：这一行不计算")
             continue
         if order.rep_id not in reps:
-            problems.error(ORDER_SHEET, order.row, "工号", order.rep_id, f"销售人员表里没有工号“{order.rep_id}”")
+            problems.error(ORDER_SHEET, order.row, "工号", order.rep_id,
+                           rejected.message(REP_SHEET, order.rep_id, f"销售人员表里没有工号“{order.rep_id}”"))
             bad = True
         if order.customer not in customers:
-            problems.error(ORDER_SHEET, order.row, "客户编码", order.customer, f"客户表里没有客户编码“{order.customer}”")
+            problems.error(ORDER_SHEET, order.row, "客户编码", order.customer,
+                           rejected.message(CUSTOMER_SHEET, order.customer, f"客户表里没有客户编码“{order.customer}”"))
             bad = True
         if order.completed is not None and order.completed < order.signed:
             problems.error(ORDER_SHEET, order.row, "完工日期", order.completed, "完工日期早于签约日期：请核对")
@@ -401,11 +407,12 @@ def _valid_orders(orders: list[Order], reps: dict[str, Rep], customers: dict[str
         first = min(future, key=lambda o: o.row or 0)
         problems.warn(ORDER_SHEET, first.row, "签约日期", first.signed,
                       f"有 {len(future)} 张订单的签约日期晚于评估日期 {ev}，本次不计入（从这一行起）")
-    return good, {o.order_id for o in future}
+    dropped = {o.order_id: o.row for o in orders if o.order_id not in good and o.signed <= ev}
+    return good, {o.order_id for o in future}, dropped
 
 
 def _valid_opportunities(opportunities: list[Opportunity], reps: dict[str, Rep], customers: dict[str, Customer],
-                         problems: Problems) -> list[Opportunity]:
+                         problems: Problems, rejected: Rejected) -> list[Opportunity]:
     good: list[Opportunity] = []
     seen: dict[str, Opportunity] = {}
     for opp in opportunities:
@@ -416,10 +423,12 @@ def _valid_opportunities(opportunities: list[Opportunity], reps: dict[str, Rep],
             continue
         seen[opp.code] = opp
         if opp.customer not in customers:
-            problems.error(OPPORTUNITY_SHEET, opp.row, "客户编码", opp.customer, f"客户表里没有客户编码“{opp.customer}”")
+            problems.error(OPPORTUNITY_SHEET, opp.row, "客户编码", opp.customer,
+                           rejected.message(CUSTOMER_SHEET, opp.customer, f"客户表里没有客户编码“{opp.customer}”"))
             bad = True
         if opp.rep_id not in reps:
-            problems.error(OPPORTUNITY_SHEET, opp.row, "工号", opp.rep_id, f"销售人员表里没有工号“{opp.rep_id}”")
+            problems.error(OPPORTUNITY_SHEET, opp.row, "工号", opp.rep_id,
+                           rejected.message(REP_SHEET, opp.rep_id, f"销售人员表里没有工号“{opp.rep_id}”"))
             bad = True
         if opp.status in (OpportunityStatus.WON, OpportunityStatus.LOST) and opp.status_date is None:
             problems.error(OPPORTUNITY_SHEET, opp.row, "状态日期", "",

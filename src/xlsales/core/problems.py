@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -56,6 +57,28 @@ class Problems:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The keys (工号, 客户编码, 订单号) of the rows left out for a bad cell, by sheet, with their row:
+    a reference to one of them is not to a missing record, and saying "no such 订单号" would send the
+    user looking for the wrong mistake (one bad 毛利率 made every collection of its order "unknown")."""
+
+    rows: Mapping[str, Mapping[str, int | None]] = field(default_factory=dict)
+
+    def with_rows(self, sheet: str, more: Mapping[str, int | None]) -> Rejected:
+        """These rejected keys and `more` of `sheet` (rows its own checks left out)."""
+        return Rejected({**self.rows, sheet: {**more, **self.rows.get(sheet, {})}}) if more else self
+
+    def message(self, sheet: str, value: object, otherwise: str) -> str:
+        """What to say about a reference to `value` that `sheet` does not hold."""
+        found = self.rows.get(sheet, {})
+        if not isinstance(value, str) or value not in found:
+            return otherwise
+        row = found[value]
+        where = f"“{sheet}”表第 {row} 行" if row is not None else f"“{sheet}”表"
+        return f"“{value}”在{where}，但那一行有错误、没有计算，这一行也就不能计算：请先修正{where}"
 
 
 def _show(value: object) -> str:

@@ -15,9 +15,9 @@ import polars as pl
 
 from xlsales.core.activity import LOG_HEADERS, LOG_SHEET, ActivityLog
 from xlsales.core.dates import month_start, window_start
-from xlsales.core.models import APPROVED
+from xlsales.core.models import APPROVED, CUSTOMER_SHEET, REP_SHEET
 from xlsales.core.money import clamp
-from xlsales.core.problems import Problems
+from xlsales.core.problems import Problems, Rejected
 from xlsales.core.rulebook import Rulebook
 
 COUNTED_SCHEMA: dict[str, pl.DataType] = {"date": pl.Date(), "rep_id": pl.String(), "customer": pl.String(), "role": pl.String()}
@@ -56,11 +56,14 @@ def entry_points(unit_points: Decimal, role_weight: Decimal, count: int) -> Deci
     return unit_points * role_weight * count
 
 
-def _report(problems: Problems, frame: pl.DataFrame, column: str, message: str, warn: bool = False) -> None:
+def _report(problems: Problems, frame: pl.DataFrame, column: str, message: str, warn: bool = False,
+            rejected: Rejected | None = None) -> None:
     field = LOG_HEADERS[column]
     add = problems.warn if warn else problems.error
+    sheet = _REFERRED_SHEETS.get(column)
     for row, value in frame.select("row", column).iter_rows():
-        add(LOG_SHEET, row, field, value, message.format(value=value))
+        text = message.format(value=value)
+        add(LOG_SHEET, row, field, value, rejected.message(sheet, value, text) if rejected and sheet else text)
 
 
 # Each reference column's code in its known list (pl.Enum's physical index), made once while the
@@ -70,6 +73,7 @@ def _report(problems: Problems, frame: pl.DataFrame, column: str, message: str, 
 _CODES = {"rep_id": "_rep", "customer": "_customer", "action": "_action", "role": "_role"}
 
 
+_REFERRED_SHEETS = {"customer": CUSTOMER_SHEET, "rep_id": REP_SHEET}  # where a bad row's key may be
 _REFERENCES = {  # the log's reference columns, in the order they are checked, and what to fix
     "action": "动作库里没有动作编码“{value}”：请从下拉列表选择，或先在动作库里添加",
     "role": "角色“{value}”不在角色系数表里：请从下拉列表选择",
@@ -78,16 +82,18 @@ _REFERENCES = {  # the log's reference columns, in the order they are checked, a
 }
 
 
-def check_log_references(log: ActivityLog, reps: set[str], customers: set[str], problems: Problems) -> None:
+def check_log_references(log: ActivityLog, reps: set[str], customers: set[str], problems: Problems,
+                         rejected: Rejected | None = None) -> None:
     """The log's customers and reps that are not in their sheets, for a run without a rulebook
     (see pipeline.check_without_rules): the same errors that scoring the log reports."""
     frame = log.frame.select("row", "customer", "rep_id")
     for column, known in (("customer", customers), ("rep_id", reps)):
         _report(problems, frame.filter(pl.col(column).is_not_null() & ~pl.col(column).is_in(sorted(known))),
-                column, _REFERENCES[column])
+                column, _REFERENCES[column], rejected=rejected)
 
 
-def _check_rows(frame: pl.DataFrame, book: Rulebook, known: dict[str, list[str]], problems: Problems) -> pl.DataFrame:
+def _check_rows(frame: pl.DataFrame, book: Rulebook, known: dict[str, list[str]], problems: Problems,
+                rejected: Rejected | None) -> pl.DataFrame:
     """The rows that count: dated up to the evaluation date, every reference known, approved when the
     action needs it, with each reference's code in `known` (_CODES). Every check is a flag of one
     pass and the rows are filtered once (a million-row log copied once, not three times); the
@@ -111,7 +117,7 @@ def _check_rows(frame: pl.DataFrame, book: Rulebook, known: dict[str, list[str]]
                       f"有 {future.height} 条记录的日期晚于评估日期 {ev}，本次不计入（从这一行起）")
     bad = flagged.filter(~pl.col("future") & ~pl.col("ok"))  # only the (few) bad rows are looked at again
     for column, message in checks:
-        _report(problems, bad.filter(~pl.col(f"ok_{column}")), column, message)
+        _report(problems, bad.filter(~pl.col(f"ok_{column}")), column, message, rejected=rejected)
     _report(problems, bad.filter(~pl.col("ok_count")), "count", "次数应为不小于 1 的整数（留空按 1 次）")
     pending = flagged.filter(~pl.col("future") & pl.col("pending"))
     for row, state in pending.select("row", "approval").iter_rows():
@@ -122,14 +128,14 @@ def _check_rows(frame: pl.DataFrame, book: Rulebook, known: dict[str, list[str]]
 
 
 def evaluate_log(log: ActivityLog, book: Rulebook, reps: set[str], customers: set[str],
-                 problems: Problems) -> RelationshipFacts:
+                 problems: Problems, rejected: Rejected | None = None) -> RelationshipFacts:
     ev = book.evaluation_date
     # only the columns the rules use: every filter and sort below copies what it is given
     frame = log.frame.select("row", "date", "rep_id", "customer", "role", "action", "count", "approval") \
         .with_columns(pl.col("count").fill_null(1))
     read = frame.height
     known = {"rep_id": sorted(reps), "customer": sorted(customers), "action": list(book.actions), "role": list(book.roles)}
-    frame = _check_rows(frame, book, known, problems)
+    frame = _check_rows(frame, book, known, problems, rejected)
 
     frame = _apply_monthly_caps(frame, book, known)
     excess = frame.filter(pl.col("counted") < pl.col("count")).sort("row")  # in sheet order

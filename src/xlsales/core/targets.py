@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from xlsales.core.models import MONTH_HEADERS, Target
+from xlsales.core.models import MONTH_HEADERS, REP_SHEET, Target
 from xlsales.core.money import FEN, yuan
-from xlsales.core.problems import Problems
+from xlsales.core.problems import Problems, Rejected
 
 TARGET_SHEET = "业绩目标"
 
@@ -28,13 +28,15 @@ def floor_to_date(target: Target, month: int) -> Decimal:
     return sum(split[:month], Decimal(0))
 
 
-def check_targets(targets: Iterable[Target], reps: set[str], problems: Problems) -> dict[tuple[int, str], Target]:
+def check_targets(targets: Iterable[Target], reps: set[str], problems: Problems,
+                  rejected: Rejected | None = None) -> dict[tuple[int, str], Target]:
     """Bad targets are errors and are left out; returns the good ones by (year, rep)."""
     good: dict[tuple[int, str], Target] = {}
     for t in targets:
         bad = False
         if t.rep_id not in reps:
-            problems.error(TARGET_SHEET, t.row, "工号", t.rep_id, f"销售人员表里没有工号“{t.rep_id}”：请核对工号")
+            problems.error(TARGET_SHEET, t.row, "工号", t.rep_id, (rejected or Rejected()).message(
+                REP_SHEET, t.rep_id, f"销售人员表里没有工号“{t.rep_id}”：请核对工号"))
             bad = True
         if t.floor <= 0:
             problems.error(TARGET_SHEET, t.row, "保底目标", t.floor, "保底目标必须大于 0")
