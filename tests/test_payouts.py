@@ -332,3 +332,9 @@ def test_a_collection_or_progress_dated_before_the_signing_is_an_error_and_relea
                                                                                 ("进度", None, "日期", True)]
     assert "早于订单“O1”的签约日期 2026-03-05" in problems.items[0].message
     assert [x.stage for x in lines_of(results)] == ["签约"]
+
+
+def test_an_order_of_zero_is_warned_about_on_its_own_cell():
+    results, problems = run(inputs(orders=[order("O1", "2026-03-05", 0, "0.25", row=2)]))
+    assert [(p.sheet, p.row, p.field, p.is_error) for p in problems.items] == [("订单", 2, "合同金额", False)]
+    assert not lines_of(results)

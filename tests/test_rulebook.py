@@ -69,6 +69,18 @@ def test_tier_table_checks():
     assert any("低于“支持”" in m for m in messages)
 
 
+def test_a_tier_row_left_out_for_a_bad_cell_is_not_also_called_missing():
+    rules, problems = build(分级规则=[
+        {"等级": "铁杆", "最低关系分": 80, "必备指标": "参观公司", "赢单概率": 90},  # 90, not 0.9
+        {"等级": "支持", "最低关系分": 50, "必备指标": "参观公司", "赢单概率": 0.8},
+        {"等级": "中立", "赢单概率": 0.3},
+    ])
+    assert rules is None
+    found = [(p.row, p.field, p.message) for p in problems.items]
+    assert [(row, field) for row, field, _ in found] == [(2, "赢单概率"), (None, "等级")]
+    assert "不能大于 1" in found[0][2] and "缺少“反对”" in found[1][2]  # 反对 is really missing; 铁杆 is not
+
+
 def test_an_indicator_no_action_provides_is_a_warning_and_the_run_goes_on():
     """A team's own small catalog with the default tier table: the tier that needs an indicator no
     action gives is out of reach, which is said, but nothing stops the run."""

@@ -403,6 +403,9 @@ def _valid_orders(orders: list[Order], reps: dict[str, Rep], customers: dict[str
             continue
         if not bad:
             good[order.order_id] = order
+            if order.amount == 0:
+                problems.warn(ORDER_SHEET, order.row, "合同金额", order.amount,
+                              f"订单“{order.order_id}”合同金额为 0：不产生提成和毛利奖，回款也不再发放，请核对合同金额")
     if future:
         first = min(future, key=lambda o: o.row or 0)
         problems.warn(ORDER_SHEET, first.row, "签约日期", first.signed,

@@ -312,7 +312,8 @@ def build_rulebook(tables: Mapping[str, Sequence[RawRow]], today: dt.date, probl
 
     tiers = validate_rows(TierRule, TIER_SHEET, tables.get(TIER_SHEET, []), problems)
     tier_map = _unique(tiers, "tier", TIER_SHEET, "等级", problems)
-    _check_tiers(tier_map, {a.indicator for a in actions if a.indicator}, problems)
+    named = {str(raw.get("等级", "")).strip() for raw in tables.get(TIER_SHEET, [])}
+    _check_tiers(tier_map, {a.indicator for a in actions if a.indicator}, named, problems)
 
     bands = validate_rows(Band, BAND_SHEET, tables.get(BAND_SHEET, []), problems)
     band_map = _unique(bands, "start", BAND_SHEET, "起点", problems)
@@ -356,9 +357,11 @@ def _default_evaluation_date(year: int | None, today: dt.date) -> dt.date:
     return dt.date(year, 12, 31) if year < today.year else dt.date(year, 1, 1)
 
 
-def _check_tiers(tiers: dict[Tier, TierRule], indicators: set[str], problems: Problems) -> None:
+def _check_tiers(tiers: dict[Tier, TierRule], indicators: set[str], named: set[str], problems: Problems) -> None:
+    """`named`: the 等级 the sheet's rows name, valid or not (a row left out for a bad cell is not
+    'missing': its own error says what to fix)."""
     for tier in Tier:
-        if tier not in tiers:
+        if tier not in tiers and tier.value not in named:
             problems.error(TIER_SHEET, None, "等级", tier.value, f"分级规则缺少“{tier.value}”一行：四个等级都要有")
     for tier in (Tier.IRON, Tier.SUPPORT):
         rule = tiers.get(tier)
