@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from pydantic import Field
 
@@ -203,23 +203,13 @@ class OrderEvents:
     def __init__(self, orders: dict[str, Order], collections: Iterable[Collection], progress: Iterable[Progress],
                  evaluation_date: dt.date, problems: Problems, later: AbstractSet[str] = frozenset(),
                  rejected: Rejected | None = None) -> None:
-        rejected = rejected or Rejected()
         self.collections: dict[str, list[tuple[dt.date, Decimal]]] = {}
         self.progress: dict[str, list[tuple[dt.date, Decimal]]] = {}
+        counted = _as_of(COLLECTION_SHEET, "回款日期", "笔回款", collections, orders, later, evaluation_date,
+                         rejected or Rejected(), problems)
         rows: dict[str, list[Collection]] = defaultdict(list)
-        after: list[Collection | Progress] = []
-        for c in collections:
-            if c.order_id in orders and c.date < orders[c.order_id].signed:
-                problems.error(COLLECTION_SHEET, c.row, "回款日期", c.date,
-                               f"回款日期早于订单“{c.order_id}”的签约日期 {orders[c.order_id].signed}：请核对回款日期（这一行不计算）")
-            elif c.order_id in orders and c.date <= evaluation_date:
-                rows[c.order_id].append(c)
-            elif c.order_id in orders or c.order_id in later:
-                after.append(c)
-            else:
-                problems.error(COLLECTION_SHEET, c.row, "订单号", c.order_id, rejected.message(
-                    ORDER_SHEET, c.order_id, f"订单表里没有订单号“{c.order_id}”：请核对订单号"))
-        _warn_after(COLLECTION_SHEET, "回款日期", "笔回款", after, evaluation_date, problems)
+        for c in counted:
+            rows[c.order_id].append(c)
         for order_id, mine in rows.items():
             mine.sort(key=lambda c: (c.date, c.row or 0))
             merged: list[tuple[dt.date, Decimal]] = []
@@ -230,19 +220,9 @@ class OrderEvents:
                     merged.append((c.date, c.amount))
             self.collections[order_id] = merged
             _flag_over_collection(orders[order_id], mine, problems)
-        after = []
-        for p in progress:
-            if p.order_id in orders and p.date < orders[p.order_id].signed:
-                problems.error(PROGRESS_SHEET, p.row, "日期", p.date,
-                               f"进度日期早于订单“{p.order_id}”的签约日期 {orders[p.order_id].signed}：请核对日期（这一行不计算）")
-            elif p.order_id in orders and p.date <= evaluation_date:
-                self.progress.setdefault(p.order_id, []).append((p.date, p.cumulative))
-            elif p.order_id in orders or p.order_id in later:
-                after.append(p)
-            else:
-                problems.error(PROGRESS_SHEET, p.row, "订单号", p.order_id, rejected.message(
-                    ORDER_SHEET, p.order_id, f"订单表里没有订单号“{p.order_id}”：请核对订单号"))
-        _warn_after(PROGRESS_SHEET, "日期", "条进度", after, evaluation_date, problems)
+        for p in _as_of(PROGRESS_SHEET, "日期", "条进度", progress, orders, later, evaluation_date,
+                        rejected or Rejected(), problems):
+            self.progress.setdefault(p.order_id, []).append((p.date, p.cumulative))
         for order_id, points in self.progress.items():
             points.sort()
             merged_points: list[tuple[dt.date, Decimal]] = []
@@ -256,12 +236,34 @@ class OrderEvents:
             self.progress[order_id] = merged_points
 
 
-def _warn_after(sheet: str, header: str, noun: str, rows: Sequence[Collection | Progress], ev: dt.date,
-                problems: Problems) -> None:
-    if rows:
-        first = min(rows, key=lambda r: r.row or 0)
+_Dated = TypeVar("_Dated", Collection, Progress)
+
+
+def _as_of(sheet: str, header: str, noun: str, rows: Iterable[_Dated], orders: dict[str, Order], later: AbstractSet[str],
+           ev: dt.date, rejected: Rejected, problems: Problems) -> list[_Dated]:
+    """The collections (or progress rows) that count as of `ev`. Those dated before their order's
+    signing are errors; those dated after `ev`, or of an order signed after it (`later`), are left
+    out with one warning for the sheet; those of an order that is nowhere are errors."""
+    counted: list[_Dated] = []
+    after: list[_Dated] = []
+    what = "回款日期" if sheet == COLLECTION_SHEET else "进度日期"
+    for r in rows:
+        order = orders.get(r.order_id)
+        if order is not None and r.date < order.signed:
+            problems.error(sheet, r.row, header, r.date,
+                           f"{what}早于订单“{r.order_id}”的签约日期 {order.signed}：请核对{header}（这一行不计算）")
+        elif order is not None and r.date <= ev:
+            counted.append(r)
+        elif order is not None or r.order_id in later:
+            after.append(r)
+        else:
+            problems.error(sheet, r.row, "订单号", r.order_id, rejected.message(
+                ORDER_SHEET, r.order_id, f"订单表里没有订单号“{r.order_id}”：请核对订单号"))
+    if after:
+        first = min(after, key=lambda r: r.row or 0)
         problems.warn(sheet, first.row, header, first.date,
-                      f"有 {len(rows)} {noun}的日期晚于评估日期 {ev}（或其订单在评估日期之后签约），本次不计入（从这一行起）")
+                      f"有 {len(after)} {noun}的日期晚于评估日期 {ev}（或其订单在评估日期之后签约），本次不计入（从这一行起）")
+    return counted
 
 
 def _flag_over_collection(order: Order, rows: list[Collection], problems: Problems) -> None:
